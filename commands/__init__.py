@@ -1,0 +1,1 @@
+"""Command intake: Kafka consumer, Avro decoding, handlers, results and dead letters."""

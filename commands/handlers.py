@@ -1,0 +1,149 @@
+"""Command handlers, one verb function per command, and the processing of a batch of deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from commands.messages import Command, OpenAccount, Subscribe, command_id_problem
+from commands.unit_of_work import UnitOfWork
+from ledger.account import Account, AccountAlreadyOpen
+from ledger.errors import RuleViolation
+from ledger.receipts import CommandReceipt, Rejection, Source
+
+logger = structlog.get_logger(__name__)
+
+
+def open_account(command: OpenAccount, work: UnitOfWork) -> None:
+    """Open the account, unless one with this id is open already."""
+    if work.account(command.account_id) is not None:
+        raise AccountAlreadyOpen(
+            f"account {command.account_id!r} is already open", field="account_id"
+        )
+    work.add_account(
+        Account.open(
+            command_id=command.command_id,
+            account_id=command.account_id,
+            issued_at=command.issued_at,
+            currency=command.currency,
+            customer_reference=command.customer_reference,
+            contacts=command.contacts,
+        )
+    )
+
+
+def subscribe(command: Subscribe, work: UnitOfWork) -> None:
+    """Subscribe the account to a plan."""
+    work.require_account(command.account_id).subscribe(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        subscription_id=command.subscription_id,
+        terms=command.terms,
+    )
+
+
+HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
+    OpenAccount: open_account,
+    Subscribe: subscribe,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded command and where it was read from."""
+
+    command: Command
+    command_type: str
+    content_digest: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the ledger answered to one delivery."""
+
+    delivery: Delivery
+    event_ids: tuple[str, ...]
+    rejection: Rejection | None
+    redelivery: bool
+
+
+class PartialChange(AssertionError):
+    """A handler raised after triggering events: a bug in the domain, not the user's fault."""
+
+
+def process(work: UnitOfWork, deliveries: Sequence[Delivery], poisoned: frozenset[str]) -> list[Outcome]:
+    """Answer each delivery in order, changing the aggregates held by `work`.
+
+    Deliveries whose command_id is in `poisoned` made the ledger fail before; they are
+    rejected without touching the domain again.
+    """
+    return [_answer(work, delivery, poisoned) for delivery in deliveries]
+
+
+def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> Outcome:
+    command = delivery.command
+    receipt = work.receipt(command.command_id)
+    if receipt is not None:
+        return _redeliver(receipt, delivery)
+    if command.command_id in poisoned:
+        rejection = Rejection(
+            "internal_error",
+            None,
+            f"the ledger failed while processing this {delivery.command_type} command and "
+            "changed nothing; operators have the details in the logs",
+        )
+        return _record(work, delivery, (), rejection)
+    mark = work.mark()
+    try:
+        problem = command_id_problem(command.command_id)
+        if problem:
+            raise InvalidCommandId(problem, field="command_id")
+        HANDLERS[type(command)](command, work)
+    except RuleViolation as violation:
+        if work.events_since(mark):
+            raise PartialChange(f"{violation!r} raised after events were triggered") from violation
+        rejection = Rejection(violation.code, violation.field, violation.message)
+        return _record(work, delivery, (), rejection)
+    return _record(work, delivery, work.event_ids_since(mark), None)
+
+
+def _record(
+    work: UnitOfWork, delivery: Delivery, event_ids: tuple[str, ...], rejection: Rejection | None
+) -> Outcome:
+    command = delivery.command
+    work.add_receipt(
+        CommandReceipt.record(
+            command_id=command.command_id,
+            command_type=delivery.command_type,
+            account_id=command.account_id,
+            content_digest=delivery.content_digest,
+            source=delivery.source,
+            issued_at=command.issued_at,
+            event_ids=event_ids,
+            rejection=rejection,
+        )
+    )
+    return Outcome(delivery, event_ids, rejection, redelivery=False)
+
+
+def _redeliver(receipt: CommandReceipt, delivery: Delivery) -> Outcome:
+    receipt.redelivered(
+        command_type=delivery.command_type,
+        account_id=delivery.command.account_id,
+        source=delivery.source,
+        content_digest=delivery.content_digest,
+        issued_at=delivery.command.issued_at,
+    )
+    answer = receipt.pending_events[-1]
+    assert isinstance(answer, CommandReceipt.Redelivered)
+    return Outcome(delivery, tuple(answer.event_ids), answer.rejection, redelivery=True)
+
+
+class InvalidCommandId(RuleViolation):
+    """The command_id is not a UUID string."""
+
+    code = "invalid_command_id"

@@ -1,0 +1,105 @@
+"""Commands as the handlers see them, and the mapping from decoded Avro records to them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ledger.account import CancellationPolicy, Contact, Terms
+from ledger.calendar import IntervalUnit
+
+COMMAND_NAMESPACE = "billing.commands"
+
+
+@dataclass(frozen=True)
+class Command:
+    """What every command carries: its id, its account and its business time."""
+
+    command_id: str
+    account_id: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenAccount(Command):
+    """Open a customer account in one currency."""
+
+    currency: str
+    customer_reference: str
+    contacts: tuple[Contact, ...]
+
+
+@dataclass(frozen=True)
+class Subscribe(Command):
+    """Subscribe the account to a plan on the accepted terms."""
+
+    subscription_id: str
+    terms: Terms
+
+
+def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> OpenAccount:
+    """Map a decoded billing.commands.OpenAccount record."""
+    contacts = tuple(Contact(c["channel"], c["address"]) for c in record["contacts"])
+    return OpenAccount(
+        **head,
+        currency=record["currency"],
+        customer_reference=record["customer_reference"],
+        contacts=contacts,
+    )
+
+
+def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
+    """Map a decoded billing.commands.Subscribe record."""
+    terms = Terms(
+        plan_id=record["plan_id"],
+        price_minor=record["price_minor"],
+        currency=record["currency"],
+        interval_unit=IntervalUnit(record["interval_unit"]),
+        interval_count=record["interval_count"],
+        trial_days=record["trial_days"],
+        days_until_due=record["days_until_due"],
+        cancellation_policy=CancellationPolicy(record["cancellation_policy"]),
+    )
+    return Subscribe(**head, subscription_id=record["subscription_id"], terms=terms)
+
+
+FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
+    "OpenAccount": open_account,
+    "Subscribe": subscribe,
+}
+
+
+def command_type_of(schema_name: str) -> str | None:
+    """The command type a schema carries (`billing.commands.Subscribe` -> `Subscribe`), or None."""
+    namespace, _, name = schema_name.rpartition(".")
+    return name if namespace == COMMAND_NAMESPACE and name in FROM_RECORD else None
+
+
+def command_from_record(command_type: str, record: Mapping[str, Any]) -> Command:
+    """The command a decoded record of `command_type` carries."""
+    head = {
+        "command_id": record["command_id"],
+        "account_id": record["account_id"],
+        "issued_at": record["issued_at"],
+    }
+    return FROM_RECORD[command_type](record, head)
+
+
+def content_digest(command_type: str, record: Mapping[str, Any]) -> str:
+    """A digest of a command's content, to tell a redelivery from a reused command_id."""
+    canonical = json.dumps([command_type, record], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def command_id_problem(command_id: str) -> str | None:
+    """Why `command_id` is not a usable command id, or None if it is a UUID."""
+    try:
+        UUID(command_id)
+    except ValueError:
+        return f"command_id must be a UUID string, got {command_id!r}"
+    return None

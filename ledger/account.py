@@ -1,0 +1,304 @@
+"""The customer account aggregate: its subscriptions and invoices, and the rules that guard them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.calendar import IntervalUnit, period_boundary
+from ledger.errors import RuleViolation
+from ledger.money import CurrencyMismatch, check_amount, check_currency
+from ledger.postings import LedgerAccount, Posting, transfer
+
+_ACCOUNT_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:account")
+MAX_TRIAL_DAYS = 730
+MAX_DAYS_UNTIL_DUE = 365
+
+
+def account_uuid(account_id: str) -> UUID:
+    """The event-store id of the account named `account_id` by upstream systems."""
+    return uuid5(_ACCOUNT_NAMESPACE, account_id)
+
+
+class CancellationPolicy(StrEnum):
+    """What cancelling does, as accepted by the customer on subscribing."""
+
+    AT_PERIOD_END = "AT_PERIOD_END"
+    IMMEDIATELY_WITH_PRORATED_REFUND = "IMMEDIATELY_WITH_PRORATED_REFUND"
+    IMMEDIATELY_WITHOUT_REFUND = "IMMEDIATELY_WITHOUT_REFUND"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A channel and address the customer can be notified on."""
+
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms a customer accepted on subscribing to a plan."""
+
+    plan_id: str
+    price_minor: int
+    currency: str
+    interval_unit: IntervalUnit
+    interval_count: int
+    trial_days: int
+    days_until_due: int
+    cancellation_policy: CancellationPolicy
+
+
+@dataclass
+class Subscription:
+    """The account's view of one subscription."""
+
+    subscription_id: str
+    terms: Terms
+    started_at: datetime
+    trial_ends_at: datetime | None
+    cycles_invoiced: int
+
+    def period(self, cycle: int) -> tuple[datetime, datetime]:
+        """Start and end of billing cycle `cycle`, anchored on the end of the trial."""
+        anchor = self.trial_ends_at or self.started_at
+        unit, count = self.terms.interval_unit, self.terms.interval_count
+        return period_boundary(anchor, unit, count, cycle), period_boundary(
+            anchor, unit, count, cycle + 1
+        )
+
+
+@dataclass
+class Invoice:
+    """The account's view of one invoice."""
+
+    invoice_id: str
+    subscription_id: str
+    amount_minor: int
+    due_at: datetime
+
+
+class Account(Aggregate):
+    """A customer account in one currency, with its subscriptions and invoices."""
+
+    class Opened(Aggregate.Created):
+        """The account was opened."""
+
+        command_id: str
+        account_id: str
+        currency: str
+        customer_reference: str
+        contacts: tuple[Contact, ...]
+
+    class Event(Aggregate.Event):
+        """Base of the account's events after opening: each names its command and account."""
+
+        command_id: str
+        account_id: str
+
+    class Subscribed(Event):
+        """The account subscribed to a plan on the recorded terms."""
+
+        subscription_id: str
+        terms: Terms
+        trial_ends_at: datetime | None
+        current_period_start: datetime
+        current_period_end: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Account)
+            aggregate.subscriptions[self.subscription_id] = Subscription(
+                self.subscription_id, self.terms, self.timestamp, self.trial_ends_at, 0
+            )
+
+    class InvoiceIssued(Event):
+        """An invoice for one billing cycle was issued."""
+
+        invoice_id: str
+        subscription_id: str
+        cycle: int
+        amount_minor: int
+        currency: str
+        period_start: datetime
+        period_end: datetime
+        due_at: datetime
+        postings: tuple[Posting, ...]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Account)
+            aggregate.subscriptions[self.subscription_id].cycles_invoiced = self.cycle + 1
+            aggregate.invoices[self.invoice_id] = Invoice(
+                self.invoice_id, self.subscription_id, self.amount_minor, self.due_at
+            )
+
+    def __init__(
+        self,
+        command_id: str,
+        account_id: str,
+        currency: str,
+        customer_reference: str,
+        contacts: tuple[Contact, ...],
+    ) -> None:
+        self.account_id = account_id
+        self.currency = currency
+        self.customer_reference = customer_reference
+        self.contacts = tuple(contacts)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.invoices: dict[str, Invoice] = {}
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        command_id: str,
+        account_id: str,
+        issued_at: datetime,
+        currency: str,
+        customer_reference: str,
+        contacts: tuple[Contact, ...] = (),
+    ) -> Account:
+        """Open an account; raises RuleViolation if the details are invalid."""
+        check_account_id(account_id)
+        check_currency(currency)
+        if not customer_reference.strip():
+            raise MissingValue("customer_reference must not be empty", field="customer_reference")
+        return cls._create(
+            cls.Opened,
+            id=account_uuid(account_id),
+            timestamp=issued_at,
+            command_id=command_id,
+            account_id=account_id,
+            currency=currency,
+            customer_reference=customer_reference,
+            contacts=tuple(contacts),
+        )
+
+    def subscribe(
+        self, *, command_id: str, issued_at: datetime, subscription_id: str, terms: Terms
+    ) -> None:
+        """Subscribe to a plan; without a trial, the first cycle is invoiced at once."""
+        self.check_terms(terms)
+        if not subscription_id.strip():
+            raise MissingValue("subscription_id must not be empty", field="subscription_id")
+        if subscription_id in self.subscriptions:
+            raise DuplicateSubscription(
+                f"subscription {subscription_id!r} already exists on account {self.account_id!r}",
+                field="subscription_id",
+            )
+        trial_ends_at = (
+            issued_at + timedelta(days=terms.trial_days) if terms.trial_days else None
+        )
+        first_period = Subscription(subscription_id, terms, issued_at, trial_ends_at, 0).period(0)
+        self._record(
+            self.Subscribed,
+            issued_at,
+            command_id,
+            subscription_id=subscription_id,
+            terms=terms,
+            trial_ends_at=trial_ends_at,
+            current_period_start=issued_at,
+            current_period_end=trial_ends_at or first_period[1],
+        )
+        if trial_ends_at is None:
+            self._issue_invoice(command_id, issued_at, self.subscriptions[subscription_id])
+
+    def check_terms(self, terms: Terms) -> None:
+        """Raise RuleViolation unless the terms fit this account and make sense."""
+        if terms.currency != self.currency:
+            raise CurrencyMismatch(
+                f"the plan is priced in {terms.currency} but account {self.account_id!r} "
+                f"is in {self.currency}",
+                field="currency",
+            )
+        check_amount(terms.price_minor, field="price_minor")
+        if not terms.plan_id.strip():
+            raise MissingValue("plan_id must not be empty", field="plan_id")
+        check_range("interval_count", terms.interval_count, 1, 1000)
+        check_range("trial_days", terms.trial_days, 0, MAX_TRIAL_DAYS)
+        check_range("days_until_due", terms.days_until_due, 0, MAX_DAYS_UNTIL_DUE)
+
+    def _record(
+        self, event_class: type[Account.Event], issued_at: datetime, command_id: str, **fields: Any
+    ) -> None:
+        self.trigger_event(
+            event_class,
+            timestamp=issued_at,
+            command_id=command_id,
+            account_id=self.account_id,
+            **fields,
+        )
+
+    def _issue_invoice(self, command_id: str, issued_at: datetime, sub: Subscription) -> None:
+        cycle = sub.cycles_invoiced
+        period_start, period_end = sub.period(cycle)
+        amount_minor = sub.terms.price_minor
+        self._record(
+            self.InvoiceIssued,
+            issued_at,
+            command_id,
+            invoice_id=f"{sub.subscription_id}/{cycle + 1}",
+            subscription_id=sub.subscription_id,
+            cycle=cycle,
+            amount_minor=amount_minor,
+            currency=self.currency,
+            period_start=period_start,
+            period_end=period_end,
+            due_at=issued_at + timedelta(days=sub.terms.days_until_due),
+            postings=transfer(LedgerAccount.RECEIVABLE, LedgerAccount.REVENUE, amount_minor),
+        )
+
+
+MAX_ACCOUNT_ID_LENGTH = 128
+
+
+def check_account_id(account_id: str) -> str:
+    """Answer `account_id` if it is a usable account id."""
+    if not account_id.strip() or len(account_id) > MAX_ACCOUNT_ID_LENGTH:
+        raise MissingValue(
+            f"account_id must be 1 to {MAX_ACCOUNT_ID_LENGTH} characters, got {account_id!r}",
+            field="account_id",
+        )
+    return account_id
+
+
+def check_range(field: str, value: int, lowest: int, highest: int) -> int:
+    """Answer `value` if lowest <= value <= highest, else raise OutOfRange naming `field`."""
+    if not lowest <= value <= highest:
+        raise OutOfRange(f"{field} must be {lowest} to {highest}, got {value}", field=field)
+    return value
+
+
+class MissingValue(RuleViolation):
+    """A required value is empty."""
+
+    code = "missing_value"
+
+
+class OutOfRange(RuleViolation):
+    """A number is outside the range the rule allows."""
+
+    code = "out_of_range"
+
+
+class DuplicateSubscription(RuleViolation):
+    """The subscription id is already used on the account."""
+
+    code = "duplicate_subscription"
+
+
+class UnknownAccount(RuleViolation):
+    """The command names an account that was never opened."""
+
+    code = "unknown_account"
+
+
+class AccountAlreadyOpen(RuleViolation):
+    """An account with this id is already open."""
+
+    code = "account_already_open"

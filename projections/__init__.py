@@ -1,0 +1,1 @@
+"""Read models in PostgreSQL, built from the events topic."""

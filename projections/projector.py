@@ -1,0 +1,118 @@
+"""The projector: reads billing.events and writes read-model rows with their Kafka positions.
+
+Each batch's rows and the (topic, partition, offset) it applied are written in one
+transaction; on assignment the projector resumes from those positions, kept per Kafka cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+import structlog
+
+from commands.avro import AvroCodec, AvroError
+from commands.dead_letters import dead_letter
+from service.kafka import Consumer, Message, Outgoing, Partition, Producer
+
+logger = structlog.get_logger(__name__)
+
+POSITIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection_positions (
+    cluster_id text NOT NULL,
+    projector text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    last_offset bigint NOT NULL,
+    PRIMARY KEY (cluster_id, projector, topic, partition)
+)"""
+
+
+class Projection(Protocol):
+    """A read model fed with decoded events inside the projector's transaction."""
+
+    name: str
+    schema: str
+
+    def apply(
+        self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]
+    ) -> None: ...
+
+
+class Projector:
+    """Feeds every event of billing.events to its projections, one transaction per batch."""
+
+    def __init__(
+        self,
+        name: str,
+        projections: Sequence[Projection],
+        consumer: Consumer,
+        producer: Producer,
+        codec: AvroCodec,
+        connection: psycopg.Connection[Any],
+        cluster_id: str,
+    ) -> None:
+        self.name = name
+        self.projections = projections
+        self.consumer = consumer
+        self.producer = producer
+        self.codec = codec
+        self.connection = connection
+        self.cluster_id = cluster_id
+        with connection.transaction():
+            connection.execute(POSITIONS_SCHEMA)
+            for projection in projections:
+                connection.execute(projection.schema)
+
+    def stored_offset(self, partition: Partition) -> int | None:
+        """The last offset of `partition` applied to the read models."""
+        row = self.connection.execute(
+            "SELECT last_offset FROM projection_positions "
+            "WHERE cluster_id=%s AND projector=%s AND topic=%s AND partition=%s",
+            (self.cluster_id, self.name, *partition),
+        ).fetchone()
+        self.connection.commit()
+        return None if row is None else int(row[0])
+
+    def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
+        """Resume each partition after its stored position (from the start if none)."""
+        for partition in partitions:
+            stored = self.stored_offset(partition)
+            self.consumer.seek(partition, 0 if stored is None else stored + 1)
+
+    def run_once(self, timeout_s: float = 0.5) -> int:
+        """Apply one polled batch; answer how many events it held."""
+        messages = self.consumer.poll_batch(timeout_s)
+        if not messages:
+            return 0
+        dead: list[Outgoing] = []
+        with self.connection.transaction(), self.connection.cursor() as cursor:
+            for message in messages:
+                try:
+                    decoded = self.codec.decode(message.value or b"")
+                except AvroError as error:
+                    dead.append(dead_letter(message, error.code, str(error)))
+                    logger.error("projector.undecodable_event", topic=message.topic,
+                                 partition=message.partition, offset=message.offset,
+                                 reason=error.code)
+                    continue
+                event_type = decoded.schema_name.rpartition(".")[2]
+                for projection in self.projections:
+                    projection.apply(cursor, event_type, decoded.record)
+            if dead:
+                self.producer.produce_batch(dead)
+            self._store_positions(cursor, messages)
+        return len(messages)
+
+    def _store_positions(self, cursor: psycopg.Cursor[Any], messages: list[Message]) -> None:
+        last: dict[Partition, int] = {}
+        for message in messages:
+            key = (message.topic, message.partition)
+            last[key] = max(last.get(key, -1), message.offset)
+        cursor.executemany(
+            "INSERT INTO projection_positions VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (cluster_id, projector, topic, partition) "
+            "DO UPDATE SET last_offset = EXCLUDED.last_offset",
+            [(self.cluster_id, self.name, t, p, o) for (t, p), o in sorted(last.items())],
+        )

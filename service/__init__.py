@@ -1,0 +1,1 @@
+"""The ledger's runtime edges: configuration, Kafka, embedded servers, relay and the `ledger` CLI."""

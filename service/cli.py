@@ -1,0 +1,211 @@
+"""The `ledger` command: run the services, manage the embedded servers, send commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from commands.avro import AvroCodec, AvroError
+from service import embedded, logs, runner, send
+from service.config import VARIABLES, ConfigError, Settings
+from service.kafka import KafkaPythonProducer
+
+EPILOG = "Environment:\n" + "\n".join(f"  {name}\n      {text}" for name, text in VARIABLES.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ledger` console script; answers the exit status."""
+    codec = AvroCodec()
+    parser = build_parser(codec)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings.log_level)
+        return int(args.action(args, settings, codec))
+    except (ConfigError, embedded.EmbeddedError, send.SendError, AvroError) as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
+    """The argument parser, with one `send` subcommand per command schema."""
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="billing-ledger: an event-sourced ledger for recurring billing.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send}")
+
+    run = verbs.add_parser(
+        "run",
+        help="run the command handler, the event relay and the projections",
+        description="Run the command handler, the event relay and the projections in one "
+        "process until Ctrl-C or SIGTERM. Uses LEDGER_DATABASE_URL and LEDGER_KAFKA_BOOTSTRAP "
+        "when set; starts embedded servers under LEDGER_HOME for what is unset, and stops "
+        "the ones it started on exit.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(action=do_run)
+
+    infra = verbs.add_parser(
+        "infra",
+        help="start, stop or show the embedded PostgreSQL and Kafka-compatible broker",
+        description="Manage the embedded servers on their own. The broker (tansu) keeps data "
+        "in memory only: stopping it loses its topics; the ledger republishes its events.",
+    )
+    infra.add_argument("operation", choices=["up", "down", "status"])
+    infra.add_argument("--json", action="store_true", help="print the status as JSON")
+    infra.set_defaults(action=do_infra)
+
+    sender = verbs.add_parser(
+        "send",
+        help="publish commands to billing.commands, from flags or a JSON-lines file",
+        description="Publish commands as an upstream system would. Either name a command and "
+        "give its fields as flags, or pass --file with one JSON object per line: "
+        '{"type": "OpenAccount", "account_id": "acc-1", ...}. command_id defaults to a new '
+        "UUID and issued_at to now. Prints one JSON line per command sent.",
+    )
+    sender.add_argument("--file", type=Path, help="JSON-lines file of commands ('-' for stdin)")
+    sender.set_defaults(action=do_send, command_type=None)
+    types = sender.add_subparsers(dest="command_type", metavar="COMMAND")
+    for command_type in send.command_names(codec):
+        add_command_parser(types, codec, command_type)
+    return parser
+
+
+def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
+    """A `send <command>` parser with one flag per field of the command's schema."""
+    schema = codec.schema(f"billing.commands.{command_type}")
+    sub = types.add_parser(command_type, help=schema.get("doc"), description=schema.get("doc"))
+    for avro_field in schema["fields"]:
+        name = avro_field["name"]
+        optional = name in ("command_id", "issued_at") or "default" in avro_field
+        kind, choices = _flag_kind(avro_field["type"])
+        hint = {"json": " (JSON)", "time": " (ISO 8601; default now)"}.get(kind, "")
+        sub.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            required=not optional,
+            choices=choices,
+            type=int if kind == "int" else str,
+            help=(avro_field.get("doc") or "") + hint
+            + (f" Default: {avro_field['default']!r}." if "default" in avro_field else ""),
+        )
+    sub.set_defaults(field_kinds={f["name"]: _flag_kind(f["type"])[0] for f in schema["fields"]})
+
+
+def _flag_kind(avro_type: Any) -> tuple[str, list[str] | None]:
+    if isinstance(avro_type, dict) and avro_type.get("logicalType") == "timestamp-millis":
+        return "time", None
+    if isinstance(avro_type, dict) and avro_type.get("type") == "enum":
+        return "str", list(avro_type["symbols"])
+    if avro_type in ("int", "long"):
+        return "int", None
+    if avro_type == "string":
+        return "str", None
+    return "json", None
+
+
+def do_run(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger run`."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run(settings, stop)
+    return 0
+
+
+def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger infra up|down|status`."""
+    home = embedded.ledger_home()
+    if args.operation == "up":
+        status, _ = embedded.up(home)
+    elif args.operation == "down":
+        status = embedded.down(home)
+    else:
+        status = embedded.status(home)
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+    else:
+        print(describe(status))
+    running = status.postgres.running and status.kafka.running
+    return 0 if args.operation == "down" or running else 3
+
+
+def describe(status: embedded.EmbeddedStatus) -> str:
+    """The status for people, with the variables that point the ledger at these servers."""
+    lines = [f"home: {status.home}"]
+    for server in (status.postgres, status.kafka):
+        state = f"running (pid {server.pid})" if server.running else "not running"
+        lines.append(f"{server.name}: {state}  {server.address or ''}  {server.detail}".rstrip())
+    if status.postgres.running and status.kafka.running:
+        lines += ["", "Connect with:",
+                  f"  export LEDGER_DATABASE_URL='{status.postgres.address}'",
+                  f"  export LEDGER_KAFKA_BOOTSTRAP='{status.kafka.address}'"]
+    return "\n".join(lines)
+
+
+def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger send`."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    if args.command_type is None and args.file is None:
+        raise send.SendError("name a command (e.g. `ledger send OpenAccount --help`) or pass --file")
+    if args.command_type is not None:
+        items = [(0, args.command_type, _fields_from_flags(args))]
+    else:
+        stream = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
+        with stream:
+            items = list(send.read_json_lines(stream))
+    known = set(send.command_names(codec))
+    messages = []
+    for number, command_type, fields in items:
+        if command_type not in known:
+            raise send.SendError(f"line {number}: unknown command type {command_type!r}; "
+                                 f"known: {', '.join(sorted(known))}")
+        record = send.complete(command_type, fields, now)
+        try:
+            messages.append((record, send.encode_command(codec, command_type, record)))
+        except AvroError as error:
+            raise send.SendError(f"line {number}: {command_type}: {error}") from None
+    producer = KafkaPythonProducer(_bootstrap(settings), settings.kafka_security)
+    try:
+        producer.produce_batch([message for _, message in messages])
+    finally:
+        producer.close()
+    for (record, _), (_, command_type, _) in zip(messages, items, strict=True):
+        print(json.dumps({"type": command_type, "command_id": record["command_id"],
+                          "account_id": record["account_id"]}))
+    return 0
+
+
+def _fields_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, kind in args.field_kinds.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        fields[name] = json.loads(value) if kind == "json" else value
+    return fields
+
+
+def _bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    status = embedded.status(embedded.ledger_home())
+    if not status.kafka.running or not status.kafka.address:
+        raise send.SendError("no broker: set LEDGER_KAFKA_BOOTSTRAP, or start the embedded one "
+                             "with `ledger infra up` (or `ledger run`)")
+    return status.kafka.address
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Stored domain events as Avro records and Kafka messages, on their way out of the event store."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from commands.avro import AvroCodec
+from ledger.account import Account
+from ledger.application import event_id
+from ledger.receipts import CommandReceipt
+from service.config import EVENTS_TOPIC, RESULTS_TOPIC
+from service.kafka import Outgoing
+
+ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
+    Account.Opened: "billing.events.AccountOpened",
+    Account.Subscribed: "billing.events.Subscribed",
+    Account.InvoiceIssued: "billing.events.InvoiceIssued",
+}
+RESULT_SCHEMA = "billing.results.CommandResult"
+_EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+
+
+def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
+    """The Kafka message that publishes the stored `event` found at notification `position`."""
+    identity = event_id(event.originator_id, event.originator_version)
+    if isinstance(event, CommandReceipt.Recorded | CommandReceipt.Redelivered):
+        record = result_record(event)
+        headers = (
+            ("event_type", b"CommandResult"),
+            ("event_id", identity.encode()),
+            ("event_position", str(position).encode()),
+            ("command_id", record["command_id"].encode()),
+            ("status", record["status"].encode()),
+        )
+        value = codec.encode(RESULT_SCHEMA, record)
+        return Outgoing(RESULTS_TOPIC, record["account_id"].encode(), value, headers)
+    schema_name = ACCOUNT_EVENT_SCHEMAS[type(event)]
+    record = account_event_record(event)
+    headers = (
+        ("event_type", schema_name.rpartition(".")[2].encode()),
+        ("event_id", identity.encode()),
+        ("event_position", str(position).encode()),
+    )
+    value = codec.encode(schema_name, record)
+    return Outgoing(EVENTS_TOPIC, record["account_id"].encode(), value, headers)
+
+
+def account_event_record(event: Any) -> dict[str, Any]:
+    """An account event as the record of its billing.events schema."""
+    record: dict[str, Any] = {
+        "event_id": event_id(event.originator_id, event.originator_version),
+        "occurred_at": event.timestamp,
+        "account_version": event.originator_version,
+    }
+    for name, value in vars(event).items():
+        if name in _EVENT_BASE_FIELDS:
+            continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            record.update(_plain(value))  # a value object such as Terms is spread into the record
+        else:
+            record[name] = _plain(value)
+    return record
+
+
+def result_record(event: CommandReceipt.Recorded | CommandReceipt.Redelivered) -> dict[str, Any]:
+    """A receipt event as the CommandResult it publishes."""
+    rejection = event.rejection
+    return {
+        "command_id": event.command_id,
+        "command_type": event.command_type,
+        "account_id": event.account_id,
+        "status": "ACCEPTED" if rejection is None else "REJECTED",
+        "event_ids": list(event.event_ids),
+        "rejection": None if rejection is None else _plain(rejection),
+        "redelivery": isinstance(event, CommandReceipt.Redelivered),
+        "source_topic": event.source.topic,
+        "source_partition": event.source.partition,
+        "source_offset": event.source.offset,
+        "issued_at": event.timestamp,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,219 @@
+"""Every Kafka client call of the ledger, behind a narrow interface.
+
+Handlers, the relay and the projections see only `Producer`, `Consumer` and `Admin` below.
+The kafka-python implementations are the default; another client (confluent-kafka) can
+slot in by implementing the same three protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from service.config import KafkaSecurity, Settings
+
+logger = structlog.get_logger(__name__)
+
+Headers = tuple[tuple[str, bytes], ...]
+Partition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to write to Kafka."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the ledger needs, with its configuration."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+class Producer(Protocol):
+    """Writes batches of messages, returning only once every one is acknowledged."""
+
+    def produce_batch(self, messages: Sequence[Outgoing]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    """Reads batches from the partitions a consumer group assigns, at positions the caller sets."""
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assigned: Callable[[list[Partition]], None],
+        on_revoked: Callable[[list[Partition]], None],
+    ) -> None: ...
+    def poll_batch(self, timeout_s: float) -> list[Message]: ...
+    def seek(self, partition: Partition, offset: int) -> None: ...
+    def assignment(self) -> list[Partition]: ...
+    def close(self) -> None: ...
+
+
+class Admin(Protocol):
+    """Creates topics and tells which cluster the ledger is connected to."""
+
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> set[str]: ...
+    def cluster_id(self) -> str: ...
+    def close(self) -> None: ...
+
+
+def client_options(bootstrap: str, security: KafkaSecurity) -> dict[str, Any]:
+    """kafka-python options shared by every client: servers, authentication, encryption."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap.split(","),
+        "security_protocol": security.security_protocol,
+    }
+    if security.sasl_mechanism:
+        options["sasl_mechanism"] = security.sasl_mechanism
+        options["sasl_plain_username"] = security.sasl_username
+        options["sasl_plain_password"] = security.sasl_password
+    if security.ssl_cafile:
+        options["ssl_cafile"] = security.ssl_cafile
+    return options
+
+
+class KafkaPythonProducer:
+    """Producer on kafka-python: idempotent, acks=all."""
+
+    def __init__(self, bootstrap: str, security: KafkaSecurity = KafkaSecurity()) -> None:
+        self._producer = KafkaProducer(
+            **client_options(bootstrap, security),
+            acks="all",
+            linger_ms=5,
+            max_request_size=4 * 1024 * 1024,
+        )
+
+    def produce_batch(self, messages: Sequence[Outgoing]) -> None:
+        futures = [
+            self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises the send's KafkaError, if any
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        on_assigned: Callable[[list[Partition]], None],
+        on_revoked: Callable[[list[Partition]], None],
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+
+class KafkaPythonConsumer:
+    """Consumer on kafka-python in a group; positions come from the caller, never from Kafka."""
+
+    def __init__(self, bootstrap: str, group_id: str, settings: Settings) -> None:
+        self._consumer = KafkaConsumer(
+            **client_options(bootstrap, settings.kafka_security),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_size,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(settings.session_timeout_ms // 6, 100),
+            # Never shorter than the session timeout, or group joins never complete.
+            max_poll_interval_ms=max(300_000, settings.session_timeout_ms),
+        )
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assigned: Callable[[list[Partition]], None],
+        on_revoked: Callable[[list[Partition]], None],
+    ) -> None:
+        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+
+    def poll_batch(self, timeout_s: float) -> list[Message]:
+        records = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
+        return [
+            Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+            for batch in records.values()
+            for r in batch
+        ]
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self._consumer.seek(TopicPartition(*partition), offset)
+
+    def assignment(self) -> list[Partition]:
+        return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class KafkaPythonAdmin:
+    """Admin client on kafka-python."""
+
+    def __init__(self, bootstrap: str, security: KafkaSecurity = KafkaSecurity()) -> None:
+        self._admin = KafkaAdminClient(**client_options(bootstrap, security))
+
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> set[str]:
+        """Create the topics that do not exist yet; answer the names of those created."""
+        existing = set(self._admin.list_topics())
+        created: set[str] = set()
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            topic = NewTopic(
+                spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs
+            )
+            try:
+                self._admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                continue  # another worker created it first
+            created.add(spec.name)
+            logger.info("kafka.topic.created", topic=spec.name, partitions=spec.partitions)
+        return created
+
+    def cluster_id(self) -> str:
+        described = self._admin.describe_cluster()
+        cluster_id = described.get("cluster_id")
+        if not cluster_id:
+            raise KafkaError("the broker did not say its cluster id")
+        return str(cluster_id)
+
+    def close(self) -> None:
+        self._admin.close()

@@ -1,0 +1,104 @@
+"""The outbox relay: publishes the event store's notification log to Kafka, in order, at least once.
+
+Events reach Kafka only from here, never by writing to Kafka and PostgreSQL separately. The
+last published notification id is stored in PostgreSQL per Kafka cluster, so a new (empty)
+cluster gets the whole history again. One relay publishes at a time: the others wait on a
+PostgreSQL advisory lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from commands.avro import AvroCodec
+from ledger.application import BillingLedger
+from service.database import connect
+from service.event_records import outgoing
+from service.kafka import Producer
+
+logger = structlog.get_logger(__name__)
+
+RELAY_LOCK_KEY = 0x6C65646765720001  # "ledger" + 1: one relay per database
+CREATE_POSITIONS = """
+CREATE TABLE IF NOT EXISTS ledger_relay_positions (
+    cluster_id text NOT NULL,
+    relay text NOT NULL,
+    notification_id bigint NOT NULL,
+    PRIMARY KEY (cluster_id, relay)
+)"""
+
+
+class EventRelay:
+    """Publishes stored events to billing.events and receipts to billing.command-results."""
+
+    name = "events"
+
+    def __init__(
+        self,
+        ledger: BillingLedger,
+        producer: Producer,
+        codec: AvroCodec,
+        database_url: str,
+        cluster_id: str,
+        batch_size: int = 1000,
+    ) -> None:
+        self.ledger = ledger
+        self.producer = producer
+        self.codec = codec
+        self.cluster_id = cluster_id
+        self.batch_size = batch_size
+        self._connection = connect(database_url, autocommit=True)
+        self._connection.execute(CREATE_POSITIONS)
+        self._leading = False
+
+    def run_once(self) -> int:
+        """Publish the next batch of stored events; answer how many were published."""
+        if not self._lead():
+            return 0
+        after = self.position()
+        notifications = self.ledger.recorder.select_notifications(
+            start=after, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        messages = [
+            outgoing(self.ledger.mapper.to_domain_event(n), n.id, self.codec)
+            for n in notifications
+        ]
+        self.producer.produce_batch(messages)
+        last = notifications[-1].id
+        self._store(last)
+        logger.debug("relay.published", count=len(messages), notification_id=last)
+        return len(messages)
+
+    def position(self) -> int:
+        """The id of the last notification published to this cluster (0 for none)."""
+        row = self._connection.execute(
+            "SELECT notification_id FROM ledger_relay_positions WHERE cluster_id=%s AND relay=%s",
+            (self.cluster_id, self.name),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Release the lead and the connection."""
+        self._connection.close()
+
+    def _store(self, notification_id: int) -> None:
+        self._connection.execute(
+            "INSERT INTO ledger_relay_positions VALUES (%s, %s, %s) "
+            "ON CONFLICT (cluster_id, relay) DO UPDATE SET notification_id = EXCLUDED.notification_id",
+            (self.cluster_id, self.name, notification_id),
+        )
+
+    def _lead(self) -> bool:
+        if not self._leading:
+            row: Any = self._connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,)
+            ).fetchone()
+            self._leading = bool(row and row[0])
+            if self._leading:
+                logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
+        return self._leading
+

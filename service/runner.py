@@ -1,0 +1,177 @@
+"""`ledger run`: the command handler, the event relay and the projections in one process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import structlog
+
+from commands.avro import AvroCodec
+from commands.consumer import CommandConsumer
+from ledger.application import BillingLedger
+from projections.balances import Balances
+from projections.projector import Projector
+from service import embedded
+from service.config import (
+    COMMANDS_TOPIC,
+    DEAD_LETTER_TOPIC,
+    EVENTS_TOPIC,
+    RESULTS_TOPIC,
+    Settings,
+)
+from service.database import connect, event_store_env, redact
+from service.kafka import (
+    KafkaPythonAdmin,
+    KafkaPythonConsumer,
+    KafkaPythonProducer,
+    TopicSpec,
+)
+from service.relay import EventRelay
+
+logger = structlog.get_logger(__name__)
+IDLE_SLEEP_S = 0.05
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the services connect: the database, the broker and its cluster id."""
+
+    database_url: str
+    kafka_bootstrap: str
+    cluster_id: str
+
+
+@contextmanager
+def endpoints(settings: Settings) -> Iterator[Endpoints]:
+    """The configured servers, starting embedded ones for what is not configured.
+
+    Embedded servers this call started are stopped again on exit.
+    """
+    started: frozenset[str] = frozenset()
+    database_url, bootstrap = settings.database_url, settings.kafka_bootstrap
+    home = embedded.ledger_home()
+    if database_url is None or bootstrap is None:
+        status, started = embedded.up(home)
+        database_url = database_url or status.postgres.address
+        bootstrap = bootstrap or status.kafka.address
+        logger.info("embedded.up", home=str(home), started=sorted(started))
+    assert database_url and bootstrap
+    try:
+        admin = KafkaPythonAdmin(bootstrap, settings.kafka_security)
+        try:
+            admin.ensure_topics(topic_specs(settings))
+            cluster_id = admin.cluster_id()
+        finally:
+            admin.close()
+        logger.info("ledger.connected", database=redact(database_url), kafka=bootstrap,
+                    cluster_id=cluster_id)
+        yield Endpoints(database_url, bootstrap, cluster_id)
+    finally:
+        if started:
+            embedded.down(home, started)
+            logger.info("embedded.down", stopped=sorted(started))
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The topics the ledger reads and writes."""
+    return [
+        TopicSpec(name, settings.topic_partitions, settings.replication_factor)
+        for name in (COMMANDS_TOPIC, RESULTS_TOPIC, EVENTS_TOPIC, DEAD_LETTER_TOPIC)
+    ]
+
+
+def open_ledger(database_url: str) -> BillingLedger:
+    """The ledger application on the database at `database_url`."""
+    return BillingLedger(env=event_store_env(database_url))
+
+
+def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
+    """Run the three loops until `stop` is set; each finishes its batch in flight first."""
+    with endpoints(settings) as where, ExitStack() as stack:
+        loops = [
+            command_loop(settings, where, stack),
+            relay_loop(settings, where, stack),
+            projector_loop(settings, where, stack),
+        ]
+        threads = [
+            threading.Thread(target=_repeat, args=(name, step, stop), name=name, daemon=True)
+            for name, step in loops
+        ]
+        for thread in threads:
+            thread.start()
+        logger.info("ledger.running", loops=[name for name, _ in loops])
+        if ready is not None:
+            ready.set()
+        stop.wait()
+        logger.info("ledger.stopping")
+        for thread in threads:
+            thread.join(timeout=30)
+    logger.info("ledger.stopped")
+
+
+Step = Callable[[], int]
+
+
+def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
+    """The command handler's step: one batch of commands."""
+    ledger = open_ledger(where.database_url)
+    stack.callback(ledger.close)
+    consumer = KafkaPythonConsumer(where.kafka_bootstrap, f"{settings.consumer_group}-commands",
+                                   settings)
+    stack.callback(consumer.close)
+    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    stack.callback(producer.close)
+    handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id)
+    consumer.subscribe([COMMANDS_TOPIC], handler.seek_to_stored, _log_revoked)
+    return "commands", lambda: len(handler.run_once())
+
+
+def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
+    """The relay's step: one batch of stored events to Kafka."""
+    ledger = open_ledger(where.database_url)
+    stack.callback(ledger.close)
+    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    stack.callback(producer.close)
+    relay = EventRelay(ledger, producer, AvroCodec(), where.database_url, where.cluster_id,
+                       batch_size=max(settings.batch_size, 1000))
+    stack.callback(relay.close)
+    return "relay", relay.run_once
+
+
+def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
+    """The projections' step: one batch of events into the read models."""
+    connection = connect(where.database_url)
+    stack.callback(connection.close)
+    consumer = KafkaPythonConsumer(where.kafka_bootstrap,
+                                   f"{settings.consumer_group}-projections", settings)
+    stack.callback(consumer.close)
+    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    stack.callback(producer.close)
+    projector = Projector("read-models", [Balances()], consumer, producer, AvroCodec(),
+                          connection, where.cluster_id)
+    consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, _log_revoked)
+    return "projections", projector.run_once
+
+
+def _repeat(name: str, step: Step, stop: threading.Event) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
+            done = step()
+            failures = 0
+        except Exception:
+            failures += 1
+            backoff_s = min(0.2 * 2**failures, 10.0)
+            logger.exception("loop.failed", loop=name, retry_in_s=backoff_s)
+            stop.wait(backoff_s)
+            continue
+        if not done and name == "relay":
+            time.sleep(IDLE_SLEEP_S)  # the consumers' polls wait by themselves; the relay's select does not
+
+
+def _log_revoked(partitions: list[tuple[str, int]]) -> None:
+    logger.info("kafka.partitions.revoked", partitions=[f"{t}/{p}" for t, p in partitions])

@@ -1,0 +1,68 @@
+"""`ledger send`: publish commands as an upstream system would, from flags or a JSON-lines file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from commands.avro import AvroCodec
+from commands.messages import COMMAND_NAMESPACE
+from service.config import COMMANDS_TOPIC
+from service.kafka import Outgoing
+
+
+def command_names(codec: AvroCodec) -> list[str]:
+    """The command types there are schemas for, e.g. OpenAccount."""
+    prefix = COMMAND_NAMESPACE + "."
+    return [name[len(prefix):] for name in codec.schema_names if name.startswith(prefix)]
+
+
+def command_fields(codec: AvroCodec, command_type: str) -> list[dict[str, Any]]:
+    """The Avro fields of a command type."""
+    return list(codec.schema(f"{COMMAND_NAMESPACE}.{command_type}")["fields"])
+
+
+def complete(command_type: str, fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The command's fields with command_id (a new UUID) and issued_at (`now`) filled in if absent."""
+    record = dict(fields)
+    record.setdefault("command_id", str(uuid.uuid4()))
+    issued_at = record.get("issued_at")
+    if issued_at is None:
+        record["issued_at"] = now
+    elif isinstance(issued_at, str):
+        record["issued_at"] = parse_time(issued_at)
+    return record
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; a time without zone is taken as UTC."""
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def encode_command(codec: AvroCodec, command_type: str, record: Mapping[str, Any]) -> Outgoing:
+    """The Kafka message of one command, keyed by its account id."""
+    value = codec.encode(f"{COMMAND_NAMESPACE}.{command_type}", record)
+    return Outgoing(COMMANDS_TOPIC, str(record["account_id"]).encode(), value)
+
+
+def read_json_lines(lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, command type, fields) of each non-blank line `{"type": ..., ...fields}`."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SendError(f"line {number}: not JSON: {error}") from None
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise SendError(f'line {number}: expected an object with a "type" naming the command')
+        command_type = item.pop("type")
+        yield number, command_type, item
+
+
+class SendError(ValueError):
+    """A command to send is malformed; the message says where."""
