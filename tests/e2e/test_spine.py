@@ -1,0 +1,154 @@
+"""End to end: `ledger run` as a process, commands from a plain producer, answers on every topic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from service import embedded
+from tests.helpers import (
+    Read,
+    Servers,
+    command_message,
+    open_account,
+    publish,
+    read_until,
+    subscribe,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`ledger run` in its own process, logging to `log`."""
+    full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": "2000", **env}
+    with log.open("wb") as sink:
+        return subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=full_env,
+                                stdout=sink, stderr=subprocess.STDOUT)
+
+
+def stop_ledger(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit status (killing it if it hangs)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+@pytest.fixture(name="ledger_run")
+def fixture_ledger_run(servers: Servers, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`ledger run` against the test's servers."""
+    process = start_ledger({"LEDGER_DATABASE_URL": servers.database_url,
+                            "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+                            "LEDGER_HOME": str(tmp_path / "unused-home")}, tmp_path / "ledger.log")
+    yield process
+    if process.poll() is None:
+        stop_ledger(process)
+
+
+def balances_row(database_url: str, account_id: str) -> tuple[object, ...] | None:
+    """(currency, receivable_minor, invoiced_minor, subscriptions) of the account, if projected."""
+    with psycopg.connect(database_url) as connection:
+        try:
+            return connection.execute(
+                "SELECT currency, receivable_minor, invoiced_minor, subscriptions "
+                "FROM balances WHERE account_id = %s", (account_id,)).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+
+
+def for_account(account_id: str, reads: list[Read]) -> list[Read]:
+    return [r for r in reads if r.key == account_id.encode()]
+
+
+class TestSpine:
+    """OpenAccount and Subscribe travel from Kafka to the store, the topics and the read model."""
+
+    def test_commands_reach_events_results_and_balances(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes]
+    ) -> None:
+        """Events, results and the balances row all appear, consistent with each other."""
+        opened, subscribed = open_account("acc-e2e"), subscribe("acc-e2e", price_minor=2500)
+        publish(servers.kafka_bootstrap, [command_message("OpenAccount", opened),
+                                          command_message("Subscribe", subscribed)])
+
+        row = wait_for(lambda: balances_row(servers.database_url, "acc-e2e") == ("EUR", 2500, 2500, 1)
+                       and balances_row(servers.database_url, "acc-e2e"), timeout_s=30)
+        assert row == ("EUR", 2500, 2500, 1)
+
+        results = for_account("acc-e2e", read_until(
+            servers.kafka_bootstrap, "billing.command-results",
+            lambda found: len(for_account("acc-e2e", found)) >= 2))
+        answers = {r.decoded.record["command_id"]: r.decoded.record for r in results if r.decoded}
+        assert answers[opened["command_id"]]["status"] == "ACCEPTED"
+        assert answers[subscribed["command_id"]]["status"] == "ACCEPTED"
+        assert answers[subscribed["command_id"]]["rejection"] is None
+
+        events = for_account("acc-e2e", read_until(
+            servers.kafka_bootstrap, "billing.events",
+            lambda found: len(for_account("acc-e2e", found)) >= 3))
+        assert [e.headers["event_type"] for e in events] == [
+            b"AccountOpened", b"Subscribed", b"InvoiceIssued"]
+        event_ids = [e.headers["event_id"].decode() for e in events]
+        assert [e.decoded.record["event_id"] for e in events if e.decoded] == event_ids
+        assert answers[opened["command_id"]]["event_ids"] == event_ids[:1]
+        assert answers[subscribed["command_id"]]["event_ids"] == event_ids[1:]
+        positions = [int(e.headers["event_position"]) for e in events]
+        assert positions == sorted(positions) and len(set(positions)) == 3
+        invoice = events[2].decoded
+        assert invoice is not None and invoice.record["postings"] == [
+            {"ledger_account": "receivable", "side": "DEBIT", "amount_minor": 2500},
+            {"ledger_account": "revenue", "side": "CREDIT", "amount_minor": 2500}]
+
+    def test_rejection_is_published_with_code_field_and_message(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes]
+    ) -> None:
+        """A Subscribe in the wrong currency is answered REJECTED, naming the rule and field."""
+        publish(servers.kafka_bootstrap, [
+            command_message("OpenAccount", open_account("acc-usd", currency="USD")),
+            command_message("Subscribe", subscribe("acc-usd"))])
+        results = for_account("acc-usd", read_until(
+            servers.kafka_bootstrap, "billing.command-results",
+            lambda found: len(for_account("acc-usd", found)) >= 2, timeout_s=30))
+        rejected = [r.decoded.record for r in results if r.decoded and r.decoded.record["status"] == "REJECTED"]
+        assert len(rejected) == 1
+        rejection = rejected[0]["rejection"]
+        assert (rejection["code"], rejection["field"]) == ("currency_mismatch", "currency")
+        assert "EUR" in rejection["message"] and "USD" in rejection["message"]
+
+    def test_sigterm_stops_cleanly(self, ledger_run: subprocess.Popen[bytes]) -> None:
+        """SIGTERM ends `ledger run` with exit status 0 within seconds."""
+        time.sleep(3)
+        started = time.monotonic()
+        assert stop_ledger(ledger_run) == 0
+        assert time.monotonic() - started < 15
+
+
+class TestEmbeddedDefaults:
+    """With nothing configured, `ledger run` starts embedded servers and stops them on exit."""
+
+    def test_run_starts_and_stops_embedded_servers(self, tmp_path: Path) -> None:
+        """The embedded servers run while the ledger runs and are stopped after SIGTERM."""
+        home = tmp_path / "home"
+        env = {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": "", "LEDGER_KAFKA_BOOTSTRAP": ""}
+        process = start_ledger(env, tmp_path / "ledger.log")
+        try:
+            status = wait_for(lambda: (s := embedded.status(home)).kafka.running
+                              and s.postgres.running and s, timeout_s=30)
+            assert status.kafka.address and status.postgres.address
+        finally:
+            exit_status = stop_ledger(process)
+        assert exit_status == 0, (tmp_path / "ledger.log").read_text()[-3000:]
+        after = embedded.status(home)
+        assert not after.kafka.running and not after.postgres.running

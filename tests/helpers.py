@@ -1,0 +1,110 @@
+"""Test helpers that talk to the real servers: plain Kafka clients, as an upstream system would use."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from commands.avro import AvroCodec, Decoded
+
+CODEC = AvroCodec()
+ISSUED_AT = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where one test's PostgreSQL database and Kafka broker are."""
+
+    database_url: str
+    kafka_bootstrap: str
+
+
+@dataclass(frozen=True)
+class Read:
+    """A message read back from a topic, decoded when it is Avro."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    decoded: Decoded | None
+
+
+def open_account(account_id: str, **fields: Any) -> dict[str, Any]:
+    """An OpenAccount record with a fresh command_id."""
+    return {"command_id": str(uuid.uuid4()), "account_id": account_id, "issued_at": ISSUED_AT,
+            "currency": "EUR", "customer_reference": f"customer-of-{account_id}",
+            "contacts": [{"channel": "email", "address": f"{account_id}@example.com"}]} | fields
+
+
+def subscribe(account_id: str, **fields: Any) -> dict[str, Any]:
+    """A Subscribe record (monthly, 9.99 EUR, no trial) with a fresh command_id."""
+    return {"command_id": str(uuid.uuid4()), "account_id": account_id, "issued_at": ISSUED_AT,
+            "subscription_id": "sub-1", "plan_id": "basic-monthly", "price_minor": 999,
+            "currency": "EUR", "interval_unit": "MONTH", "interval_count": 1, "trial_days": 0,
+            "days_until_due": 14, "cancellation_policy": "AT_PERIOD_END"} | fields
+
+
+def publish(bootstrap: str, messages: list[tuple[bytes | None, bytes]], topic: str = "billing.commands") -> None:
+    """Publish raw (key, value) pairs with a plain kafka-python producer."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def command_message(command_type: str, record: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The (key, value) of a command, keyed by its account id."""
+    return record["account_id"].encode(), CODEC.encode(f"billing.commands.{command_type}", record)
+
+
+def read_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Read]], bool],
+    timeout_s: float = 20.0,
+) -> list[Read]:
+    """Read `topic` from the start of every partition until `done(messages)` or the timeout."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        consumer.seek_to_beginning()
+        found: list[Read] = []
+        deadline = time.monotonic() + timeout_s
+        while not done(found) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found.extend(_read(r) for r in batch)
+        return found
+    finally:
+        consumer.close()
+
+
+def _read(record: Any) -> Read:
+    try:
+        decoded: Decoded | None = CODEC.decode(record.value)
+    except Exception:
+        decoded = None
+    return Read(record.partition, record.offset, record.key, record.value,
+                {k: v for k, v in record.headers}, decoded)
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 20.0, every_s: float = 0.05) -> Any:
+    """Poll `condition` until it answers something truthy; fail with the last answer."""
+    deadline = time.monotonic() + timeout_s
+    answer = condition()
+    while not answer and time.monotonic() < deadline:
+        time.sleep(every_s)
+        answer = condition()
+    assert answer, f"condition not met within {timeout_s} s: {answer!r}"
+    return answer
