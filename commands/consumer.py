@@ -58,8 +58,12 @@ class CommandConsumer:
         for partition in partitions:
             stored = self.stored_offset(partition)
             self.consumer.seek(partition, 0 if stored is None else stored + 1)
-            logger.info("commands.partition.resumed", topic=partition[0],
-                        partition=partition[1], stored_offset=stored)
+            logger.info(
+                "commands.partition.resumed",
+                topic=partition[0],
+                partition=partition[1],
+                stored_offset=stored,
+            )
 
     def run_once(self, timeout_s: float = 0.5) -> list[Outcome]:
         """Poll one batch and process it; answer the outcomes of the commands in it."""
@@ -88,8 +92,11 @@ class CommandConsumer:
             except Exception as failure:  # a bug must not stop the partition: reject and go on
                 culprit = _failed_command(deliveries, work, failure)
                 poisoned = poisoned | {culprit}
-                logger.error("commands.handler.failed", command_id=culprit,
-                             error="".join(traceback.format_exception(failure)))
+                logger.error(
+                    "commands.handler.failed",
+                    command_id=culprit,
+                    error="".join(traceback.format_exception(failure)),
+                )
         if dead:
             self.producer.produce_batch(dead)
         positions = self._positions(messages)
@@ -100,7 +107,9 @@ class CommandConsumer:
 
     def _not_yet_stored(self, messages: list[Message]) -> list[Message]:
         stored = {p: self.stored_offset(p) for p in {(m.topic, m.partition) for m in messages}}
-        return [m for m in messages if (s := stored[(m.topic, m.partition)]) is None or m.offset > s]
+        return [
+            m for m in messages if (s := stored[(m.topic, m.partition)]) is None or m.offset > s
+        ]
 
     def _decode(self, messages: list[Message]) -> tuple[list[Delivery], list[Outgoing]]:
         deliveries: list[Delivery] = []
@@ -111,8 +120,13 @@ class CommandConsumer:
             except AvroError as error:
                 dead.append(dead_letter(message, error.code, str(error)))
                 logger.warning(
-                    "commands.dead_letter", topic=message.topic, partition=message.partition,
-                    offset=message.offset, reason=error.code, error=str(error))
+                    "commands.dead_letter",
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    reason=error.code,
+                    error=str(error),
+                )
         return deliveries, dead
 
     def _delivery(self, message: Message) -> Delivery:
@@ -147,16 +161,28 @@ def _log_outcome(outcome: Outcome) -> None:
     source = outcome.delivery.source
     command = outcome.delivery.command
     with structlog.contextvars.bound_contextvars(
-        command_id=command.command_id, account_id=command.account_id, topic=source.topic,
-        partition=source.partition, offset=source.offset,
+        command_id=command.command_id,
+        account_id=command.account_id,
+        topic=source.topic,
+        partition=source.partition,
+        offset=source.offset,
     ):
         if outcome.rejection is None:
-            logger.info("commands.accepted", command_type=outcome.delivery.command_type,
-                        event_ids=list(outcome.event_ids), redelivery=outcome.redelivery)
+            logger.info(
+                "commands.accepted",
+                command_type=outcome.delivery.command_type,
+                event_ids=list(outcome.event_ids),
+                redelivery=outcome.redelivery,
+            )
         else:
-            logger.info("commands.rejected", command_type=outcome.delivery.command_type,
-                        reason=outcome.rejection.code, field=outcome.rejection.field,
-                        redelivery=outcome.redelivery, detail=outcome.rejection.message)
+            logger.info(
+                "commands.rejected",
+                command_type=outcome.delivery.command_type,
+                reason=outcome.rejection.code,
+                field=outcome.rejection.field,
+                redelivery=outcome.redelivery,
+                detail=outcome.rejection.message,
+            )
 
 
 class NotACommand(AvroError):

@@ -75,7 +75,9 @@ class PartialChange(AssertionError):
     """A handler raised after triggering events: a bug in the domain, not the user's fault."""
 
 
-def process(work: UnitOfWork, deliveries: Sequence[Delivery], poisoned: frozenset[str]) -> list[Outcome]:
+def process(
+    work: UnitOfWork, deliveries: Sequence[Delivery], poisoned: frozenset[str]
+) -> list[Outcome]:
     """Answer each delivery in order, changing the aggregates held by `work`.
 
     Deliveries whose command_id is in `poisoned` made the ledger fail before; they are

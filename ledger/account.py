@@ -191,9 +191,7 @@ class Account(Aggregate):
                 f"subscription {subscription_id!r} already exists on account {self.account_id!r}",
                 field="subscription_id",
             )
-        trial_ends_at = (
-            issued_at + timedelta(days=terms.trial_days) if terms.trial_days else None
-        )
+        trial_ends_at = issued_at + timedelta(days=terms.trial_days) if terms.trial_days else None
         first_period = Subscription(subscription_id, terms, issued_at, trial_ends_at, 0).period(0)
         self._record(
             self.Subscribed,

@@ -65,7 +65,7 @@ class BillingLedger(Application[UUID]):
     name = "billing"
 
     def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()  # type: ignore[attr-defined,no-any-return]
+        return self.factory.process_recorder()
 
     @property
     def process_recorder(self) -> ProcessRecorder:
@@ -80,20 +80,22 @@ class BillingLedger(Application[UUID]):
 
     def account(self, account_id: str) -> Account | None:
         """The account named `account_id`, or None if it was never opened."""
-        return self._get(account_uuid(account_id), Account)
+        account = self._get(account_uuid(account_id))
+        assert account is None or isinstance(account, Account)
+        return account
 
     def receipt(self, command_id: str) -> CommandReceipt | None:
         """The receipt of command `command_id`, or None if it was never processed."""
-        return self._get(receipt_uuid(command_id), CommandReceipt)
+        receipt = self._get(receipt_uuid(command_id))
+        assert receipt is None or isinstance(receipt, CommandReceipt)
+        return receipt
 
     def stored_position(self, name: str) -> int | None:
         """The last Kafka offset stored for the source `name`, or None."""
         return self.process_recorder.max_tracking_id(name)
 
-    def _get(self, aggregate_id: UUID, cls: type[Any]) -> Any:
+    def _get(self, aggregate_id: UUID) -> object | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
-        assert isinstance(aggregate, cls)
-        return aggregate

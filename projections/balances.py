@@ -40,8 +40,13 @@ class Balances:
                 "INSERT INTO balances (account_id, currency, customer_reference, "
                 "account_version, updated_at) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (account_id) DO NOTHING",
-                (record["account_id"], record["currency"], record["customer_reference"],
-                 record["account_version"], record["occurred_at"]),
+                (
+                    record["account_id"],
+                    record["currency"],
+                    record["customer_reference"],
+                    record["account_version"],
+                    record["occurred_at"],
+                ),
             )
             return
         postings = record.get("postings", [])
@@ -56,8 +61,10 @@ class Balances:
                 -_debit_balance("customer_credit", postings),
                 record["amount_minor"] if event_type == "InvoiceIssued" else 0,
                 1 if event_type == "Subscribed" else 0,
-                record["account_version"], record["occurred_at"],
-                record["account_id"], record["account_version"],
+                record["account_version"],
+                record["occurred_at"],
+                record["account_id"],
+                record["account_version"],
             ),
         )
 

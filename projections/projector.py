@@ -93,9 +93,13 @@ class Projector:
                     decoded = self.codec.decode(message.value or b"")
                 except AvroError as error:
                     dead.append(dead_letter(message, error.code, str(error)))
-                    logger.error("projector.undecodable_event", topic=message.topic,
-                                 partition=message.partition, offset=message.offset,
-                                 reason=error.code)
+                    logger.error(
+                        "projector.undecodable_event",
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        reason=error.code,
+                    )
                     continue
                 event_type = decoded.schema_name.rpartition(".")[2]
                 for projection in self.projections:

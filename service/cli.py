@@ -97,7 +97,8 @@ def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
             required=not optional,
             choices=choices,
             type=int if kind == "int" else str,
-            help=(avro_field.get("doc") or "") + hint
+            help=(avro_field.get("doc") or "")
+            + hint
             + (f" Default: {avro_field['default']!r}." if "default" in avro_field else ""),
         )
     sub.set_defaults(field_kinds={f["name"]: _flag_kind(f["type"])[0] for f in schema["fields"]})
@@ -148,9 +149,12 @@ def describe(status: embedded.EmbeddedStatus) -> str:
         state = f"running (pid {server.pid})" if server.running else "not running"
         lines.append(f"{server.name}: {state}  {server.address or ''}  {server.detail}".rstrip())
     if status.postgres.running and status.kafka.running:
-        lines += ["", "Connect with:",
-                  f"  export LEDGER_DATABASE_URL='{status.postgres.address}'",
-                  f"  export LEDGER_KAFKA_BOOTSTRAP='{status.kafka.address}'"]
+        lines += [
+            "",
+            "Connect with:",
+            f"  export LEDGER_DATABASE_URL='{status.postgres.address}'",
+            f"  export LEDGER_KAFKA_BOOTSTRAP='{status.kafka.address}'",
+        ]
     return "\n".join(lines)
 
 
@@ -158,7 +162,9 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
     """`ledger send`."""
     now = datetime.now(UTC).replace(microsecond=0)
     if args.command_type is None and args.file is None:
-        raise send.SendError("name a command (e.g. `ledger send OpenAccount --help`) or pass --file")
+        raise send.SendError(
+            "name a command (e.g. `ledger send OpenAccount --help`) or pass --file"
+        )
     if args.command_type is not None:
         items = [(0, args.command_type, _fields_from_flags(args))]
     else:
@@ -169,8 +175,10 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
     messages = []
     for number, command_type, fields in items:
         if command_type not in known:
-            raise send.SendError(f"line {number}: unknown command type {command_type!r}; "
-                                 f"known: {', '.join(sorted(known))}")
+            raise send.SendError(
+                f"line {number}: unknown command type {command_type!r}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         record = send.complete(command_type, fields, now)
         try:
             messages.append((record, send.encode_command(codec, command_type, record)))
@@ -182,8 +190,15 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
     finally:
         producer.close()
     for (record, _), (_, command_type, _) in zip(messages, items, strict=True):
-        print(json.dumps({"type": command_type, "command_id": record["command_id"],
-                          "account_id": record["account_id"]}))
+        print(
+            json.dumps(
+                {
+                    "type": command_type,
+                    "command_id": record["command_id"],
+                    "account_id": record["account_id"],
+                }
+            )
+        )
     return 0
 
 
@@ -202,8 +217,10 @@ def _bootstrap(settings: Settings) -> str:
         return settings.kafka_bootstrap
     status = embedded.status(embedded.ledger_home())
     if not status.kafka.running or not status.kafka.address:
-        raise send.SendError("no broker: set LEDGER_KAFKA_BOOTSTRAP, or start the embedded one "
-                             "with `ledger infra up` (or `ledger run`)")
+        raise send.SendError(
+            "no broker: set LEDGER_KAFKA_BOOTSTRAP, or start the embedded one "
+            "with `ledger infra up` (or `ledger run`)"
+        )
     return status.kafka.address
 
 

@@ -43,6 +43,9 @@ class KafkaSecurity:
     ssl_cafile: str | None = None
 
 
+PLAINTEXT = KafkaSecurity()
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the services are configured with."""
@@ -55,7 +58,7 @@ class Settings:
     batch_size: int = 500
     session_timeout_ms: int = 6000
     log_level: str = "info"
-    kafka_security: KafkaSecurity = KafkaSecurity()
+    kafka_security: KafkaSecurity = PLAINTEXT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

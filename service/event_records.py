@@ -11,7 +11,7 @@ from ledger.account import Account
 from ledger.application import event_id
 from ledger.receipts import CommandReceipt
 from service.config import EVENTS_TOPIC, RESULTS_TOPIC
-from service.kafka import Outgoing
+from service.kafka import Headers, Outgoing
 
 ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.Opened: "billing.events.AccountOpened",
@@ -27,7 +27,7 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
     identity = event_id(event.originator_id, event.originator_version)
     if isinstance(event, CommandReceipt.Recorded | CommandReceipt.Redelivered):
         record = result_record(event)
-        headers = (
+        headers: Headers = (
             ("event_type", b"CommandResult"),
             ("event_id", identity.encode()),
             ("event_position", str(position).encode()),

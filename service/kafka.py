@@ -17,7 +17,7 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from service.config import KafkaSecurity, Settings
+from service.config import PLAINTEXT, KafkaSecurity, Settings
 
 logger = structlog.get_logger(__name__)
 
@@ -105,7 +105,7 @@ def client_options(bootstrap: str, security: KafkaSecurity) -> dict[str, Any]:
 class KafkaPythonProducer:
     """Producer on kafka-python: idempotent, acks=all."""
 
-    def __init__(self, bootstrap: str, security: KafkaSecurity = KafkaSecurity()) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._producer = KafkaProducer(
             **client_options(bootstrap, security),
             acks="all",
@@ -152,6 +152,8 @@ class KafkaPythonConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.batch_size,
+            # A broker holds an empty fetch this long: it bounds the latency of a lone message.
+            fetch_max_wait_ms=100,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(settings.session_timeout_ms // 6, 100),
             # Never shorter than the session timeout, or group joins never complete.
@@ -187,7 +189,7 @@ class KafkaPythonConsumer:
 class KafkaPythonAdmin:
     """Admin client on kafka-python."""
 
-    def __init__(self, bootstrap: str, security: KafkaSecurity = KafkaSecurity()) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._admin = KafkaAdminClient(**client_options(bootstrap, security))
 
     def ensure_topics(self, specs: Iterable[TopicSpec]) -> set[str]:

@@ -64,8 +64,7 @@ class EventRelay:
         if not notifications:
             return 0
         messages = [
-            outgoing(self.ledger.mapper.to_domain_event(n), n.id, self.codec)
-            for n in notifications
+            outgoing(self.ledger.mapper.to_domain_event(n), n.id, self.codec) for n in notifications
         ]
         self.producer.produce_batch(messages)
         last = notifications[-1].id
@@ -101,4 +100,3 @@ class EventRelay:
             if self._leading:
                 logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
         return self._leading
-

@@ -53,8 +53,9 @@ def endpoints(settings: Settings) -> Iterator[Endpoints]:
     """
     started: frozenset[str] = frozenset()
     database_url, bootstrap = settings.database_url, settings.kafka_bootstrap
-    home = embedded.ledger_home()
+    home = None
     if database_url is None or bootstrap is None:
+        home = embedded.ledger_home()
         status, started = embedded.up(home)
         database_url = database_url or status.postgres.address
         bootstrap = bootstrap or status.kafka.address
@@ -67,11 +68,15 @@ def endpoints(settings: Settings) -> Iterator[Endpoints]:
             cluster_id = admin.cluster_id()
         finally:
             admin.close()
-        logger.info("ledger.connected", database=redact(database_url), kafka=bootstrap,
-                    cluster_id=cluster_id)
+        logger.info(
+            "ledger.connected",
+            database=redact(database_url),
+            kafka=bootstrap,
+            cluster_id=cluster_id,
+        )
         yield Endpoints(database_url, bootstrap, cluster_id)
     finally:
-        if started:
+        if home is not None and started:
             embedded.down(home, started)
             logger.info("embedded.down", stopped=sorted(started))
 
@@ -120,8 +125,9 @@ def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tupl
     """The command handler's step: one batch of commands."""
     ledger = open_ledger(where.database_url)
     stack.callback(ledger.close)
-    consumer = KafkaPythonConsumer(where.kafka_bootstrap, f"{settings.consumer_group}-commands",
-                                   settings)
+    consumer = KafkaPythonConsumer(
+        where.kafka_bootstrap, f"{settings.consumer_group}-commands", settings
+    )
     stack.callback(consumer.close)
     producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
     stack.callback(producer.close)
@@ -136,8 +142,14 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
     stack.callback(ledger.close)
     producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
     stack.callback(producer.close)
-    relay = EventRelay(ledger, producer, AvroCodec(), where.database_url, where.cluster_id,
-                       batch_size=max(settings.batch_size, 1000))
+    relay = EventRelay(
+        ledger,
+        producer,
+        AvroCodec(),
+        where.database_url,
+        where.cluster_id,
+        batch_size=max(settings.batch_size, 1000),
+    )
     stack.callback(relay.close)
     return "relay", relay.run_once
 
@@ -146,13 +158,15 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     """The projections' step: one batch of events into the read models."""
     connection = connect(where.database_url)
     stack.callback(connection.close)
-    consumer = KafkaPythonConsumer(where.kafka_bootstrap,
-                                   f"{settings.consumer_group}-projections", settings)
+    consumer = KafkaPythonConsumer(
+        where.kafka_bootstrap, f"{settings.consumer_group}-projections", settings
+    )
     stack.callback(consumer.close)
     producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
     stack.callback(producer.close)
-    projector = Projector("read-models", [Balances()], consumer, producer, AvroCodec(),
-                          connection, where.cluster_id)
+    projector = Projector(
+        "read-models", [Balances()], consumer, producer, AvroCodec(), connection, where.cluster_id
+    )
     consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, _log_revoked)
     return "projections", projector.run_once
 
@@ -170,7 +184,9 @@ def _repeat(name: str, step: Step, stop: threading.Event) -> None:
             stop.wait(backoff_s)
             continue
         if not done and name == "relay":
-            time.sleep(IDLE_SLEEP_S)  # the consumers' polls wait by themselves; the relay's select does not
+            time.sleep(
+                IDLE_SLEEP_S
+            )  # the consumers' polls wait by themselves; the relay's select does not
 
 
 def _log_revoked(partitions: list[tuple[str, int]]) -> None:

@@ -17,7 +17,7 @@ from service.kafka import Outgoing
 def command_names(codec: AvroCodec) -> list[str]:
     """The command types there are schemas for, e.g. OpenAccount."""
     prefix = COMMAND_NAMESPACE + "."
-    return [name[len(prefix):] for name in codec.schema_names if name.startswith(prefix)]
+    return [name[len(prefix) :] for name in codec.schema_names if name.startswith(prefix)]
 
 
 def command_fields(codec: AvroCodec, command_type: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,6 +15,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from commands.avro import AvroCodec, Decoded
 
 CODEC = AvroCodec()
+# Joins take about half the session timeout on the embedded broker; Apache Kafka refuses
+# less than its group.min.session.timeout.ms (6000 by default), so set the variable there.
+SESSION_TIMEOUT_MS = int(os.environ.get("LEDGER_SESSION_TIMEOUT_MS") or 2000)
 ISSUED_AT = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
 
@@ -39,20 +43,37 @@ class Read:
 
 def open_account(account_id: str, **fields: Any) -> dict[str, Any]:
     """An OpenAccount record with a fresh command_id."""
-    return {"command_id": str(uuid.uuid4()), "account_id": account_id, "issued_at": ISSUED_AT,
-            "currency": "EUR", "customer_reference": f"customer-of-{account_id}",
-            "contacts": [{"channel": "email", "address": f"{account_id}@example.com"}]} | fields
+    return {
+        "command_id": str(uuid.uuid4()),
+        "account_id": account_id,
+        "issued_at": ISSUED_AT,
+        "currency": "EUR",
+        "customer_reference": f"customer-of-{account_id}",
+        "contacts": [{"channel": "email", "address": f"{account_id}@example.com"}],
+    } | fields
 
 
 def subscribe(account_id: str, **fields: Any) -> dict[str, Any]:
     """A Subscribe record (monthly, 9.99 EUR, no trial) with a fresh command_id."""
-    return {"command_id": str(uuid.uuid4()), "account_id": account_id, "issued_at": ISSUED_AT,
-            "subscription_id": "sub-1", "plan_id": "basic-monthly", "price_minor": 999,
-            "currency": "EUR", "interval_unit": "MONTH", "interval_count": 1, "trial_days": 0,
-            "days_until_due": 14, "cancellation_policy": "AT_PERIOD_END"} | fields
+    return {
+        "command_id": str(uuid.uuid4()),
+        "account_id": account_id,
+        "issued_at": ISSUED_AT,
+        "subscription_id": "sub-1",
+        "plan_id": "basic-monthly",
+        "price_minor": 999,
+        "currency": "EUR",
+        "interval_unit": "MONTH",
+        "interval_count": 1,
+        "trial_days": 0,
+        "days_until_due": 14,
+        "cancellation_policy": "AT_PERIOD_END",
+    } | fields
 
 
-def publish(bootstrap: str, messages: list[tuple[bytes | None, bytes]], topic: str = "billing.commands") -> None:
+def publish(
+    bootstrap: str, messages: list[tuple[bytes | None, bytes]], topic: str = "billing.commands"
+) -> None:
     """Publish raw (key, value) pairs with a plain kafka-python producer."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
@@ -95,8 +116,14 @@ def _read(record: Any) -> Read:
         decoded: Decoded | None = CODEC.decode(record.value)
     except Exception:
         decoded = None
-    return Read(record.partition, record.offset, record.key, record.value,
-                {k: v for k, v in record.headers}, decoded)
+    return Read(
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        {k: v for k, v in record.headers},
+        decoded,
+    )
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 20.0, every_s: float = 0.05) -> Any:

@@ -15,6 +15,7 @@ import pytest
 
 from service import embedded
 from tests.helpers import (
+    SESSION_TIMEOUT_MS,
     Read,
     Servers,
     command_message,
@@ -30,10 +31,14 @@ pytestmark = pytest.mark.integration
 
 def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`ledger run` in its own process, logging to `log`."""
-    full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": "2000", **env}
+    full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS), **env}
     with log.open("wb") as sink:
-        return subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=full_env,
-                                stdout=sink, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "run"],
+            env=full_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_ledger(process: subprocess.Popen[bytes]) -> int:
@@ -49,9 +54,14 @@ def stop_ledger(process: subprocess.Popen[bytes]) -> int:
 @pytest.fixture(name="ledger_run")
 def fixture_ledger_run(servers: Servers, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`ledger run` against the test's servers."""
-    process = start_ledger({"LEDGER_DATABASE_URL": servers.database_url,
-                            "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-                            "LEDGER_HOME": str(tmp_path / "unused-home")}, tmp_path / "ledger.log")
+    process = start_ledger(
+        {
+            "LEDGER_DATABASE_URL": servers.database_url,
+            "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+            "LEDGER_HOME": str(tmp_path / "unused-home"),
+        },
+        tmp_path / "ledger.log",
+    )
     yield process
     if process.poll() is None:
         stop_ledger(process)
@@ -63,7 +73,9 @@ def balances_row(database_url: str, account_id: str) -> tuple[object, ...] | Non
         try:
             return connection.execute(
                 "SELECT currency, receivable_minor, invoiced_minor, subscriptions "
-                "FROM balances WHERE account_id = %s", (account_id,)).fetchone()
+                "FROM balances WHERE account_id = %s",
+                (account_id,),
+            ).fetchone()
         except psycopg.errors.UndefinedTable:
             return None
 
@@ -80,26 +92,46 @@ class TestSpine:
     ) -> None:
         """Events, results and the balances row all appear, consistent with each other."""
         opened, subscribed = open_account("acc-e2e"), subscribe("acc-e2e", price_minor=2500)
-        publish(servers.kafka_bootstrap, [command_message("OpenAccount", opened),
-                                          command_message("Subscribe", subscribed)])
+        publish(
+            servers.kafka_bootstrap,
+            [command_message("OpenAccount", opened), command_message("Subscribe", subscribed)],
+        )
 
-        row = wait_for(lambda: balances_row(servers.database_url, "acc-e2e") == ("EUR", 2500, 2500, 1)
-                       and balances_row(servers.database_url, "acc-e2e"), timeout_s=30)
+        row = wait_for(
+            lambda: (
+                balances_row(servers.database_url, "acc-e2e") == ("EUR", 2500, 2500, 1)
+                and balances_row(servers.database_url, "acc-e2e")
+            ),
+            timeout_s=30,
+        )
         assert row == ("EUR", 2500, 2500, 1)
 
-        results = for_account("acc-e2e", read_until(
-            servers.kafka_bootstrap, "billing.command-results",
-            lambda found: len(for_account("acc-e2e", found)) >= 2))
+        results = for_account(
+            "acc-e2e",
+            read_until(
+                servers.kafka_bootstrap,
+                "billing.command-results",
+                lambda found: len(for_account("acc-e2e", found)) >= 2,
+            ),
+        )
         answers = {r.decoded.record["command_id"]: r.decoded.record for r in results if r.decoded}
         assert answers[opened["command_id"]]["status"] == "ACCEPTED"
         assert answers[subscribed["command_id"]]["status"] == "ACCEPTED"
         assert answers[subscribed["command_id"]]["rejection"] is None
 
-        events = for_account("acc-e2e", read_until(
-            servers.kafka_bootstrap, "billing.events",
-            lambda found: len(for_account("acc-e2e", found)) >= 3))
+        events = for_account(
+            "acc-e2e",
+            read_until(
+                servers.kafka_bootstrap,
+                "billing.events",
+                lambda found: len(for_account("acc-e2e", found)) >= 3,
+            ),
+        )
         assert [e.headers["event_type"] for e in events] == [
-            b"AccountOpened", b"Subscribed", b"InvoiceIssued"]
+            b"AccountOpened",
+            b"Subscribed",
+            b"InvoiceIssued",
+        ]
         event_ids = [e.headers["event_id"].decode() for e in events]
         assert [e.decoded.record["event_id"] for e in events if e.decoded] == event_ids
         assert answers[opened["command_id"]]["event_ids"] == event_ids[:1]
@@ -109,19 +141,34 @@ class TestSpine:
         invoice = events[2].decoded
         assert invoice is not None and invoice.record["postings"] == [
             {"ledger_account": "receivable", "side": "DEBIT", "amount_minor": 2500},
-            {"ledger_account": "revenue", "side": "CREDIT", "amount_minor": 2500}]
+            {"ledger_account": "revenue", "side": "CREDIT", "amount_minor": 2500},
+        ]
 
     def test_rejection_is_published_with_code_field_and_message(
         self, servers: Servers, ledger_run: subprocess.Popen[bytes]
     ) -> None:
         """A Subscribe in the wrong currency is answered REJECTED, naming the rule and field."""
-        publish(servers.kafka_bootstrap, [
-            command_message("OpenAccount", open_account("acc-usd", currency="USD")),
-            command_message("Subscribe", subscribe("acc-usd"))])
-        results = for_account("acc-usd", read_until(
-            servers.kafka_bootstrap, "billing.command-results",
-            lambda found: len(for_account("acc-usd", found)) >= 2, timeout_s=30))
-        rejected = [r.decoded.record for r in results if r.decoded and r.decoded.record["status"] == "REJECTED"]
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-usd", currency="USD")),
+                command_message("Subscribe", subscribe("acc-usd")),
+            ],
+        )
+        results = for_account(
+            "acc-usd",
+            read_until(
+                servers.kafka_bootstrap,
+                "billing.command-results",
+                lambda found: len(for_account("acc-usd", found)) >= 2,
+                timeout_s=30,
+            ),
+        )
+        rejected = [
+            r.decoded.record
+            for r in results
+            if r.decoded and r.decoded.record["status"] == "REJECTED"
+        ]
         assert len(rejected) == 1
         rejection = rejected[0]["rejection"]
         assert (rejection["code"], rejection["field"]) == ("currency_mismatch", "currency")
@@ -144,8 +191,10 @@ class TestEmbeddedDefaults:
         env = {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": "", "LEDGER_KAFKA_BOOTSTRAP": ""}
         process = start_ledger(env, tmp_path / "ledger.log")
         try:
-            status = wait_for(lambda: (s := embedded.status(home)).kafka.running
-                              and s.postgres.running and s, timeout_s=30)
+            status = wait_for(
+                lambda: (s := embedded.status(home)).kafka.running and s.postgres.running and s,
+                timeout_s=30,
+            )
             assert status.kafka.address and status.postgres.address
         finally:
             exit_status = stop_ledger(process)

@@ -17,6 +17,7 @@ from service.kafka import KafkaPythonAdmin, KafkaPythonConsumer, KafkaPythonProd
 from service.runner import open_ledger
 from tests.helpers import (
     CODEC,
+    SESSION_TIMEOUT_MS,
     Servers,
     command_message,
     open_account,
@@ -48,8 +49,9 @@ class Handler:
 @pytest.fixture(name="handler")
 def fixture_handler(servers: Servers) -> Iterator[Handler]:
     """A command consumer on the test's servers, in a consumer group of its own."""
-    settings = Settings(servers.database_url, servers.kafka_bootstrap, batch_size=100,
-                        session_timeout_ms=2000)
+    settings = Settings(
+        servers.database_url, servers.kafka_bootstrap, batch_size=100, session_timeout_ms=SESSION_TIMEOUT_MS
+    )
     ledger = open_ledger(servers.database_url)
     kafka = KafkaPythonConsumer(servers.kafka_bootstrap, "test-commands", settings)
     producer = KafkaPythonProducer(servers.kafka_bootstrap)
@@ -78,16 +80,27 @@ def account_events(database_url: str, account_id: str) -> list[tuple[int, str]]:
 class TestAcceptedCommands:
     """Accepted commands are stored as events with the positions they came from."""
 
-    def test_open_and_subscribe_store_three_events(self, servers: Servers, handler: Handler) -> None:
+    def test_open_and_subscribe_store_three_events(
+        self, servers: Servers, handler: Handler
+    ) -> None:
         """OpenAccount then Subscribe store AccountOpened, Subscribed and InvoiceIssued."""
-        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-a")),
-                                          command_message("Subscribe", subscribe("acc-a"))])
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-a")),
+                command_message("Subscribe", subscribe("acc-a")),
+            ],
+        )
         outcomes = handler.run_until(2)
         assert [o.rejection for o in outcomes] == [None, None]
-        topics = [topic.rpartition(".")[2] for _, topic in account_events(servers.database_url, "acc-a")]
+        topics = [
+            topic.rpartition(".")[2] for _, topic in account_events(servers.database_url, "acc-a")
+        ]
         assert topics == ["Opened", "Subscribed", "InvoiceIssued"]
         assert outcomes[1].event_ids == (
-            event_id(account_uuid("acc-a"), 2), event_id(account_uuid("acc-a"), 3))
+            event_id(account_uuid("acc-a"), 2),
+            event_id(account_uuid("acc-a"), 3),
+        )
 
     def test_position_is_stored_with_the_events(self, servers: Servers, handler: Handler) -> None:
         """The offset of the last command of the batch is stored for its partition."""
@@ -103,8 +116,13 @@ class TestRedelivery:
 
     def test_same_offset_replayed_is_skipped(self, servers: Servers, handler: Handler) -> None:
         """Seeking back over stored offsets reprocesses nothing."""
-        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-c")),
-                                          command_message("Subscribe", subscribe("acc-c"))])
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-c")),
+                command_message("Subscribe", subscribe("acc-c")),
+            ],
+        )
         outcomes = handler.run_until(2)
         partition = (COMMANDS_TOPIC, outcomes[0].delivery.source.partition)
         handler.consumer.consumer.seek(partition, 0)
@@ -117,8 +135,13 @@ class TestRedelivery:
     ) -> None:
         """The same command at a new offset is answered as a redelivery with the same event ids."""
         command = subscribe("acc-d")
-        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-d")),
-                                          command_message("Subscribe", command)])
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-d")),
+                command_message("Subscribe", command),
+            ],
+        )
         first = handler.run_until(2)[1]
         publish(servers.kafka_bootstrap, [command_message("Subscribe", command)])
         again = handler.run_until(3)[2]
@@ -131,14 +154,24 @@ class TestRedelivery:
     ) -> None:
         """A command_id reused for different content is rejected and changes nothing."""
         command = subscribe("acc-e")
-        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-e")),
-                                          command_message("Subscribe", command)])
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-e")),
+                command_message("Subscribe", command),
+            ],
+        )
         handler.run_until(2)
-        publish(servers.kafka_bootstrap,
-                [command_message("Subscribe", command | {"subscription_id": "sub-2"})])
+        publish(
+            servers.kafka_bootstrap,
+            [command_message("Subscribe", command | {"subscription_id": "sub-2"})],
+        )
         reused = handler.run_until(3)[2]
         assert reused.rejection is not None
-        assert (reused.rejection.code, reused.rejection.field) == ("command_id_reused", "command_id")
+        assert (reused.rejection.code, reused.rejection.field) == (
+            "command_id_reused",
+            "command_id",
+        )
         assert len(account_events(servers.database_url, "acc-e")) == 3
 
 
@@ -152,7 +185,10 @@ class TestBadInput:
         publish(servers.kafka_bootstrap, [command_message("Subscribe", subscribe("ghost"))])
         (outcome,) = handler.run_until(1)
         assert outcome.rejection is not None
-        assert (outcome.rejection.code, outcome.rejection.field) == ("unknown_account", "account_id")
+        assert (outcome.rejection.code, outcome.rejection.field) == (
+            "unknown_account",
+            "account_id",
+        )
         assert account_events(servers.database_url, "ghost") == []
 
     def test_undecodable_bytes_go_to_dead_letter_and_the_next_command_runs(
@@ -160,14 +196,21 @@ class TestBadInput:
     ) -> None:
         """Garbage and an unknown fingerprint are dead-lettered whole; the command after them runs."""
         unknown_fingerprint = b"\xc3\x01" + b"\x00" * 8 + b"\x02"
-        publish(servers.kafka_bootstrap, [(b"acc-f", b"not avro at all"),
-                                          (b"acc-f", unknown_fingerprint),
-                                          command_message("OpenAccount", open_account("acc-f"))])
+        publish(
+            servers.kafka_bootstrap,
+            [
+                (b"acc-f", b"not avro at all"),
+                (b"acc-f", unknown_fingerprint),
+                command_message("OpenAccount", open_account("acc-f")),
+            ],
+        )
         (outcome,) = handler.run_until(1)
         assert outcome.rejection is None and outcome.delivery.source.offset == 2
         dead = read_until(servers.kafka_bootstrap, DEAD_LETTER_TOPIC, lambda found: len(found) >= 2)
         assert [d.value for d in dead] == [b"not avro at all", unknown_fingerprint]
         assert [d.headers["dead_letter.reason"] for d in dead] == [
-            b"not_single_object_encoded", b"unknown_schema_fingerprint"]
+            b"not_single_object_encoded",
+            b"unknown_schema_fingerprint",
+        ]
         assert [d.headers["dead_letter.source_offset"] for d in dead] == [b"0", b"1"]
         assert all(d.headers["dead_letter.source_topic"] == COMMANDS_TOPIC.encode() for d in dead)

@@ -1,0 +1,37 @@
+"""The documentation says what the code does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from commands.avro import AvroCodec
+from service.catalogue import render
+from service.cli import build_parser
+from service.config import VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestDocs:
+    """README.md and docs/ match the code and the schemas."""
+
+    def test_catalogue_is_generated_from_the_current_schemas(self) -> None:
+        """docs/catalogue.md is exactly what `python -m service.catalogue` prints."""
+        assert (ROOT / "docs" / "catalogue.md").read_text() == render(AvroCodec())
+
+    def test_readme_names_every_variable(self) -> None:
+        """Every LEDGER_* variable the code reads is in the README's configuration table."""
+        readme = (ROOT / "README.md").read_text()
+        assert [name for name in VARIABLES if f"`{name}`" not in readme] == []
+
+    def test_help_names_every_variable(self) -> None:
+        """`ledger --help` lists every LEDGER_* variable."""
+        help_text = build_parser(AvroCodec()).format_help()
+        assert [name for name in VARIABLES if name not in help_text] == []
+
+    def test_ci_runs_the_readme_test_command(self) -> None:
+        """.ci/run runs the README's test command, verbatim."""
+        readme = (ROOT / "README.md").read_text()
+        ci = (ROOT / ".ci" / "run").read_text()
+        command = next(line for line in ci.splitlines() if line.startswith("python3.11 -m venv"))
+        assert command in readme

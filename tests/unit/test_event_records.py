@@ -1,0 +1,333 @@
+"""Specification of publishing stored events: domain event -> Avro record -> Kafka message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from commands.avro import AvroCodec, Decoded
+from ledger.account import Account, Contact
+from ledger.application import BillingLedger, event_id
+from ledger.receipts import CommandReceipt
+from service.config import EVENTS_TOPIC, RESULTS_TOPIC
+from service.event_records import (
+    ACCOUNT_EVENT_SCHEMAS,
+    RESULT_SCHEMA,
+    account_event_record,
+    outgoing,
+    result_record,
+)
+from service.kafka import Outgoing
+from tests.unit.builders import ISSUED_AT, Sender, open_account, subscribe
+
+RECEIPT_EVENTS = (CommandReceipt.Recorded, CommandReceipt.Redelivered)
+ACCOUNT_EVENTS = (Account.Opened, Account.Subscribed, Account.InvoiceIssued)
+OPEN_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a01"
+SUBSCRIBE_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a02"
+TRIAL_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a03"
+UNKNOWN_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a04"
+
+
+@dataclass(frozen=True)
+class Published:
+    """One stored event, where it is in the notification log, and the message publishing it."""
+
+    event: Any
+    position: int
+    message: Outgoing
+    decoded: Decoded
+
+    @property
+    def headers(self) -> dict[str, bytes]:
+        """The message headers by name."""
+        return dict(self.message.headers)
+
+
+@pytest.fixture(name="codec", scope="module")
+def fixture_codec() -> AvroCodec:
+    """The codec of every schema in schemas/."""
+    return AvroCodec()
+
+
+@pytest.fixture(name="published")
+def fixture_published(ledger: BillingLedger, send: Sender, codec: AvroCodec) -> list[Published]:
+    """Every event a realistic history stored, published and decoded back.
+
+    Batch 1 opens acc-1, subscribes it without and with a trial, and tries an unknown account;
+    batch 2 redelivers a Subscribe and reuses its command_id for other content.
+    """
+    subscribing = subscribe(
+        command_id=SUBSCRIBE_COMMAND_ID, issued_at=ISSUED_AT + timedelta(minutes=1)
+    )
+    send(
+        open_account(
+            command_id=OPEN_COMMAND_ID,
+            contacts=(Contact("email", "billing@example.com"), Contact("sms", "+4930123456")),
+        ),
+        subscribing,
+        subscribe(
+            command_id=TRIAL_COMMAND_ID,
+            issued_at=ISSUED_AT + timedelta(minutes=2),
+            subscription_id="sub-2",
+            trial_days=14,
+        ),
+        subscribe("acc-404", command_id=UNKNOWN_COMMAND_ID),
+    )
+    send(
+        subscribing,
+        subscribe(command_id=SUBSCRIBE_COMMAND_ID, price_minor=1),
+    )
+    published = []
+    for notification in ledger.recorder.select_notifications(start=1, limit=1000):
+        event = ledger.mapper.to_domain_event(notification)
+        message = outgoing(event, notification.id, codec)
+        published.append(Published(event, notification.id, message, codec.decode(message.value)))
+    return published
+
+
+def only(published: list[Published], *event_types: type) -> list[Published]:
+    """The published events of the given types."""
+    return [item for item in published if isinstance(item.event, event_types)]
+
+
+def the_one(published: list[Published], event_type: type, **fields: Any) -> Published:
+    """The single published event of `event_type` whose attributes equal `fields`."""
+    (found,) = [
+        item
+        for item in only(published, event_type)
+        if all(getattr(item.event, name) == value for name, value in fields.items())
+    ]
+    return found
+
+
+class TestEveryStoredEvent:
+    """Every event the ledger stores becomes a valid message on the right topic."""
+
+    def test_the_history_covers_every_account_and_receipt_event_type(
+        self, published: list[Published]
+    ) -> None:
+        """The fixture exercises each event type this module specifies."""
+        assert {type(item.event) for item in published} == {*ACCOUNT_EVENTS, *RECEIPT_EVENTS}
+
+    def test_account_events_go_to_the_events_topic_and_receipts_to_results(
+        self, published: list[Published]
+    ) -> None:
+        """billing.events for account events, billing.command-results for receipts."""
+        for item in published:
+            expected = RESULTS_TOPIC if isinstance(item.event, RECEIPT_EVENTS) else EVENTS_TOPIC
+            assert item.message.topic == expected, item.event
+
+    def test_every_message_is_keyed_by_its_account_id(self, published: list[Published]) -> None:
+        """The key keeps one account's messages in one partition, in order."""
+        for item in published:
+            assert item.message.key == item.event.account_id.encode()
+        assert {item.message.key for item in published} == {b"acc-1", b"acc-404"}
+
+    def test_every_message_names_its_type_id_and_position_in_headers(
+        self, published: list[Published]
+    ) -> None:
+        """event_type, event_id and event_position let consumers route and deduplicate."""
+        for item in published:
+            identity = event_id(item.event.originator_id, item.event.originator_version)
+            assert item.headers["event_id"] == identity.encode()
+            assert item.headers["event_position"] == str(item.position).encode()
+            assert item.headers["event_type"] == item.decoded.schema_name.rpartition(".")[2].encode()
+
+    def test_every_account_event_is_written_with_its_billing_events_schema(
+        self, published: list[Published]
+    ) -> None:
+        """The writer schema is the one ACCOUNT_EVENT_SCHEMAS names for the event's class."""
+        for item in only(published, *ACCOUNT_EVENTS):
+            assert item.decoded.schema_name == ACCOUNT_EVENT_SCHEMAS[type(item.event)]
+        for item in only(published, *RECEIPT_EVENTS):
+            assert item.decoded.schema_name == RESULT_SCHEMA
+
+    def test_decoding_gives_back_the_record_that_was_encoded(
+        self, published: list[Published]
+    ) -> None:
+        """Nothing is lost or altered on the wire (times are whole milliseconds here)."""
+        for item in published:
+            if isinstance(item.event, RECEIPT_EVENTS):
+                assert item.decoded.record == result_record(item.event)
+            else:
+                assert item.decoded.record == account_event_record(item.event)
+
+
+class TestAccountOpened:
+    """AccountOpened carries the account's details and its contacts."""
+
+    def test_the_record_holds_the_accounts_details(self, published: list[Published]) -> None:
+        """Identity, time, command, version, currency, customer and contacts."""
+        item = the_one(published, Account.Opened)
+        assert item.headers["event_type"] == b"AccountOpened"
+        assert item.decoded.record == {
+            "event_id": event_id(item.event.originator_id, 1),
+            "account_id": "acc-1",
+            "occurred_at": ISSUED_AT,
+            "command_id": OPEN_COMMAND_ID,
+            "account_version": 1,
+            "currency": "EUR",
+            "customer_reference": "customer-1",
+            "contacts": [
+                {"channel": "email", "address": "billing@example.com"},
+                {"channel": "sms", "address": "+4930123456"},
+            ],
+        }
+
+
+class TestSubscribed:
+    """Subscribed spreads the accepted terms into the record, beside the first period."""
+
+    def test_the_terms_are_spread_into_the_record(self, published: list[Published]) -> None:
+        """Plan, price, currency, interval, trial, due days and policy are top-level fields."""
+        item = the_one(published, Account.Subscribed, subscription_id="sub-1")
+        subscribed_at = ISSUED_AT + timedelta(minutes=1)
+        assert item.decoded.record == {
+            "event_id": event_id(item.event.originator_id, 2),
+            "account_id": "acc-1",
+            "occurred_at": subscribed_at,
+            "command_id": SUBSCRIBE_COMMAND_ID,
+            "account_version": 2,
+            "subscription_id": "sub-1",
+            "plan_id": "gold-monthly",
+            "price_minor": 1500,
+            "currency": "EUR",
+            "interval_unit": "MONTH",
+            "interval_count": 1,
+            "trial_days": 0,
+            "days_until_due": 14,
+            "cancellation_policy": "AT_PERIOD_END",
+            "trial_ends_at": None,
+            "current_period_start": subscribed_at,
+            "current_period_end": datetime(2024, 2, 29, 9, 31, tzinfo=UTC),
+        }
+
+    def test_a_trial_is_published_with_its_end(self, published: list[Published]) -> None:
+        """trial_ends_at is set, and the current period ends with the trial."""
+        item = the_one(published, Account.Subscribed, subscription_id="sub-2")
+        trial_ends_at = ISSUED_AT + timedelta(minutes=2, days=14)
+        assert item.decoded.record["trial_days"] == 14
+        assert item.decoded.record["trial_ends_at"] == trial_ends_at
+        assert item.decoded.record["current_period_end"] == trial_ends_at
+
+
+class TestInvoiceIssued:
+    """InvoiceIssued carries the invoice and its balanced postings."""
+
+    def test_the_record_holds_the_invoice_and_its_postings(
+        self, published: list[Published]
+    ) -> None:
+        """Receivable is debited and revenue credited with the price."""
+        item = the_one(published, Account.InvoiceIssued)
+        subscribed_at = ISSUED_AT + timedelta(minutes=1)
+        assert item.headers["event_type"] == b"InvoiceIssued"
+        assert item.decoded.record == {
+            "event_id": event_id(item.event.originator_id, 3),
+            "account_id": "acc-1",
+            "occurred_at": subscribed_at,
+            "command_id": SUBSCRIBE_COMMAND_ID,
+            "account_version": 3,
+            "invoice_id": "sub-1/1",
+            "subscription_id": "sub-1",
+            "cycle": 0,
+            "amount_minor": 1500,
+            "currency": "EUR",
+            "period_start": subscribed_at,
+            "period_end": datetime(2024, 2, 29, 9, 31, tzinfo=UTC),
+            "due_at": subscribed_at + timedelta(days=14),
+            "postings": [
+                {"ledger_account": "receivable", "side": "DEBIT", "amount_minor": 1500},
+                {"ledger_account": "revenue", "side": "CREDIT", "amount_minor": 1500},
+            ],
+        }
+
+
+class TestCommandResult:
+    """Receipt events are published as CommandResults, one per delivery."""
+
+    def test_an_accepted_command_lists_its_event_ids(self, published: list[Published]) -> None:
+        """ACCEPTED, the ids of the events it caused, and where the command was read."""
+        item = the_one(published, CommandReceipt.Recorded, command_id=SUBSCRIBE_COMMAND_ID)
+        account_events = only(published, *ACCOUNT_EVENTS)
+        assert item.headers["event_type"] == b"CommandResult"
+        assert item.headers["command_id"] == SUBSCRIBE_COMMAND_ID.encode()
+        assert item.headers["status"] == b"ACCEPTED"
+        assert item.decoded.record == {
+            "command_id": SUBSCRIBE_COMMAND_ID,
+            "command_type": "Subscribe",
+            "account_id": "acc-1",
+            "status": "ACCEPTED",
+            "event_ids": [event.headers["event_id"].decode() for event in account_events[1:3]],
+            "rejection": None,
+            "redelivery": False,
+            "source_topic": "billing.commands",
+            "source_partition": 0,
+            "source_offset": 1,
+            "issued_at": ISSUED_AT + timedelta(minutes=1),
+        }
+
+    def test_a_rejected_command_carries_its_rejection(self, published: list[Published]) -> None:
+        """REJECTED with the code, field and message, keyed by the account it named."""
+        item = the_one(published, CommandReceipt.Recorded, command_id=UNKNOWN_COMMAND_ID)
+        record = item.decoded.record
+        assert item.headers["status"] == b"REJECTED"
+        assert item.message.key == b"acc-404"
+        assert (record["status"], record["event_ids"]) == ("REJECTED", [])
+        assert record["rejection"]["code"] == "unknown_account"
+        assert record["rejection"]["field"] == "account_id"
+        assert "'acc-404'" in record["rejection"]["message"]
+
+    def test_a_redelivery_repeats_the_original_result(self, published: list[Published]) -> None:
+        """Same status and event ids as the first delivery, flagged as a redelivery."""
+        original = the_one(published, CommandReceipt.Recorded, command_id=SUBSCRIBE_COMMAND_ID)
+        repeated, _reused = only(published, CommandReceipt.Redelivered)
+        assert repeated.decoded.record["redelivery"] is True
+        assert repeated.decoded.record["status"] == "ACCEPTED"
+        assert repeated.decoded.record["event_ids"] == original.decoded.record["event_ids"]
+        assert repeated.decoded.record["source_offset"] == 4
+
+    def test_a_reused_command_id_is_published_as_rejected(
+        self, published: list[Published]
+    ) -> None:
+        """command_id_reused on command_id, without event ids."""
+        _repeated, reused = only(published, CommandReceipt.Redelivered)
+        record = reused.decoded.record
+        assert reused.headers["status"] == b"REJECTED"
+        assert (record["status"], record["event_ids"], record["redelivery"]) == (
+            "REJECTED",
+            [],
+            True,
+        )
+        assert (record["rejection"]["code"], record["rejection"]["field"]) == (
+            "command_id_reused",
+            "command_id",
+        )
+
+
+class TestSchemas:
+    """Every event the relay may publish has a schema in schemas/."""
+
+    def test_every_mapped_account_event_schema_exists(self, codec: AvroCodec) -> None:
+        """Each value of ACCOUNT_EVENT_SCHEMAS is a loaded message schema."""
+        for event_type, schema_name in ACCOUNT_EVENT_SCHEMAS.items():
+            assert schema_name in codec.schema_names, event_type
+
+    def test_the_result_schema_exists(self, codec: AvroCodec) -> None:
+        """Receipts are published with billing.results.CommandResult."""
+        assert RESULT_SCHEMA in codec.schema_names
+
+    def test_every_account_event_class_is_mapped(self) -> None:
+        """A new account event without a schema would fail the relay: it must be added here."""
+        # eventsourcing generates Account.Created for every aggregate; open() records Opened.
+        never_triggered = {Account.Event, Account.Created}
+        event_classes = {
+            value
+            for value in vars(Account).values()
+            if isinstance(value, type)
+            and issubclass(value, Account.Opened | Account.Event)
+            and value not in never_triggered
+        }
+        assert event_classes == set(ACCOUNT_EVENT_SCHEMAS)

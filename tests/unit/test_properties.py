@@ -1,0 +1,305 @@
+"""Invariants of the ledger over random command histories, processed in random batch splits.
+
+Postings balance, replay rebuilds what the commands built, processing is deterministic, and
+redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commands.handlers import Outcome
+from commands.messages import Command, OpenAccount, Subscribe
+from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
+from ledger.application import BillingLedger, event_id
+from ledger.calendar import IntervalUnit
+from ledger.postings import LedgerAccount, Side, balance_of
+from ledger.receipts import CommandReceipt
+from tests.unit.builders import Sender, digest_of, in_memory_ledger
+
+PROPERTY = settings(max_examples=100, deadline=None)
+ACCOUNT_IDS = ("acc-a", "acc-b", "acc-c")
+# A few command ids shared between commands, so that some are reused for other content.
+SHARED_COMMAND_IDS = (
+    *(str(uuid5(NAMESPACE_URL, f"billing-ledger:test-command:{n}")) for n in range(3)),
+    "not-a-uuid",
+)
+FIRST_ISSUED_AT = datetime(2024, 1, 1, tzinfo=UTC)
+
+command_ids = st.one_of(
+    st.uuids(version=4).map(str),
+    st.uuids(version=4).map(str),
+    st.sampled_from(SHARED_COMMAND_IDS),
+)
+account_ids = st.sampled_from(ACCOUNT_IDS)
+issued_ats = st.integers(min_value=0, max_value=2 * 366 * 24 * 60).map(
+    lambda minutes: FIRST_ISSUED_AT + timedelta(minutes=minutes)
+)
+valid_terms = st.builds(
+    Terms,
+    plan_id=st.sampled_from(("gold", "silver")),
+    price_minor=st.integers(min_value=0, max_value=100_000),
+    currency=st.just("EUR"),
+    interval_unit=st.sampled_from(IntervalUnit),
+    interval_count=st.integers(min_value=1, max_value=12),
+    trial_days=st.sampled_from((0, 0, 14, 30)),
+    days_until_due=st.integers(min_value=0, max_value=30),
+    cancellation_policy=st.sampled_from(CancellationPolicy),
+)
+
+
+def broken(terms: Terms) -> st.SearchStrategy[Terms]:
+    """The terms with one rule broken."""
+    return st.sampled_from(
+        [
+            dataclasses.replace(terms, plan_id=""),
+            dataclasses.replace(terms, price_minor=-terms.price_minor - 1),
+            dataclasses.replace(terms, currency="JPY"),
+            dataclasses.replace(terms, currency="XXX"),
+            dataclasses.replace(terms, interval_count=0),
+            dataclasses.replace(terms, trial_days=731),
+            dataclasses.replace(terms, days_until_due=366),
+        ]
+    )
+
+
+open_accounts = st.builds(
+    OpenAccount,
+    command_id=command_ids,
+    account_id=account_ids,
+    issued_at=issued_ats,
+    currency=st.sampled_from(("EUR", "EUR", "EUR", "JPY", "XXX")),
+    customer_reference=st.sampled_from(("customer-1", "customer-2", "")),
+    contacts=st.sampled_from(((), (Contact("email", "billing@example.com"),))),
+)
+subscribes = st.builds(
+    Subscribe,
+    command_id=command_ids,
+    account_id=account_ids,
+    issued_at=issued_ats,
+    subscription_id=st.sampled_from(("sub-1", "sub-2", "sub-3", "")),
+    terms=st.one_of(valid_terms, valid_terms, valid_terms.flatmap(broken)),
+)
+
+
+@dataclass(frozen=True)
+class History:
+    """A sequence of command deliveries and where it is cut into batches."""
+
+    commands: tuple[Command, ...]
+    cuts: tuple[int, ...]
+
+    def batches(self) -> list[tuple[Command, ...]]:
+        """The commands, batch by batch."""
+        edges = [0, *self.cuts, len(self.commands)]
+        return [self.commands[start:end] for start, end in zip(edges, edges[1:], strict=False)]
+
+    def in_one_batch(self) -> History:
+        """The same deliveries, all in one batch."""
+        return History(self.commands, ())
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    """Commands, some of them redelivered later (or earlier), cut into batches at random."""
+    fresh = draw(st.lists(st.one_of(open_accounts, subscribes, subscribes), min_size=1, max_size=20))
+    commands = list(fresh)
+    for _ in range(draw(st.integers(min_value=0, max_value=5))):
+        position = draw(st.integers(min_value=0, max_value=len(commands)))
+        commands.insert(position, draw(st.sampled_from(fresh)))
+    cut_points = st.sets(st.integers(min_value=1, max_value=max(1, len(commands) - 1)))
+    cuts = sorted(draw(cut_points) & set(range(1, len(commands))))
+    return History(tuple(commands), tuple(cuts))
+
+
+@dataclass
+class Run:
+    """A ledger after a history, with the accounts as the command methods left them."""
+
+    ledger: BillingLedger
+    outcomes: list[Outcome]
+    live_accounts: dict[str, Account]
+
+
+def run(history: History) -> Run:
+    """Process the history's batches in a fresh in-memory ledger, as the consumer would."""
+    ledger = in_memory_ledger()
+    send = Sender(ledger)
+    outcomes = [outcome for batch in history.batches() for outcome in send(*batch)]
+    return Run(ledger, outcomes, send.live_accounts)
+
+
+def stored(ledger: BillingLedger) -> list[Any]:
+    """Every stored notification, in log order."""
+    return list(ledger.recorder.select_notifications(start=1, limit=10_000))
+
+
+def stored_events(ledger: BillingLedger) -> list[Any]:
+    """Every stored domain event, in log order."""
+    return [ledger.mapper.to_domain_event(notification) for notification in stored(ledger)]
+
+
+def streams(ledger: BillingLedger) -> dict[UUID, list[tuple[int, str, bytes]]]:
+    """Each aggregate's stored events as (version, topic, state bytes), oldest first."""
+    by_aggregate: dict[UUID, list[tuple[int, str, bytes]]] = defaultdict(list)
+    for notification in stored(ledger):
+        by_aggregate[notification.originator_id].append(
+            (notification.originator_version, notification.topic, notification.state)
+        )
+    return dict(by_aggregate)
+
+
+def state_of(account: Account) -> dict[str, Any]:
+    """What an account knows, for comparing two copies of it."""
+    return {
+        "version": account.version,
+        "account_id": account.account_id,
+        "currency": account.currency,
+        "customer_reference": account.customer_reference,
+        "contacts": account.contacts,
+        "subscriptions": account.subscriptions,
+        "invoices": account.invoices,
+    }
+
+
+def account_versions(ledger: BillingLedger) -> dict[str, int | None]:
+    """The stored version of every account id the histories use (None: never opened)."""
+    versions: dict[str, int | None] = {}
+    for account_id in ACCOUNT_IDS:
+        account = ledger.account(account_id)
+        versions[account_id] = None if account is None else account.version
+    return versions
+
+
+def postings_of(events: Iterable[Any]) -> list[Any]:
+    """Every posting of the events."""
+    return [posting for event in events for posting in getattr(event, "postings", ())]
+
+
+class TestPostings:
+    """Money never appears or disappears: every entry balances."""
+
+    @PROPERTY
+    @given(history=histories())
+    def test_every_entry_balances_and_receivable_is_what_was_invoiced(
+        self, history: History
+    ) -> None:
+        """Debits equal credits per event; each account's receivable is its invoices' sum."""
+        result = run(history)
+        events = stored_events(result.ledger)
+        for event in events:
+            postings = getattr(event, "postings", ())
+            assert all(posting.amount_minor > 0 for posting in postings), event
+            debits = sum(p.amount_minor for p in postings if p.side is Side.DEBIT)
+            credits = sum(p.amount_minor for p in postings if p.side is Side.CREDIT)
+            assert debits == credits, event
+        for account_id in ACCOUNT_IDS:
+            account = result.ledger.account(account_id)
+            own = [e for e in events if e.originator_id == account_uuid(account_id)]
+            invoiced = 0 if account is None else sum(i.amount_minor for i in account.invoices.values())
+            assert balance_of(LedgerAccount.RECEIVABLE, postings_of(own)) == invoiced
+            assert balance_of(LedgerAccount.REVENUE, postings_of(own)) == -invoiced
+
+    @PROPERTY
+    @given(history=histories())
+    def test_every_account_event_is_answered_to_exactly_one_command(
+        self, history: History
+    ) -> None:
+        """The event ids of first deliveries are exactly the stored account events, once each."""
+        result = run(history)
+        answered = [
+            identity
+            for outcome in result.outcomes
+            if not outcome.redelivery
+            for identity in outcome.event_ids
+        ]
+        account_events = [e for e in stored_events(result.ledger) if isinstance(e, Account.Event | Account.Opened)]
+        assert sorted(answered) == sorted(
+            event_id(e.originator_id, e.originator_version) for e in account_events
+        )
+
+
+class TestReplay:
+    """Stored events rebuild exactly the state the commands built."""
+
+    @PROPERTY
+    @given(history=histories())
+    def test_reading_an_account_back_rebuilds_its_state(self, history: History) -> None:
+        """Subscriptions, invoices, currency and version survive storage and replay."""
+        result = run(history)
+        for account_id in ACCOUNT_IDS:
+            rebuilt = result.ledger.account(account_id)
+            live = result.live_accounts.get(account_id)
+            if live is None:
+                assert rebuilt is None
+                continue
+            assert rebuilt is not None
+            assert state_of(rebuilt) == state_of(live)
+            for subscription in rebuilt.subscriptions.values():
+                assert type(subscription.terms.interval_unit) is IntervalUnit
+            for posting in postings_of(result.ledger.repository.event_store.get(rebuilt.id)):
+                assert type(posting.side) is Side
+
+
+class TestDeterminism:
+    """The same deliveries always store the same events, byte for byte."""
+
+    @PROPERTY
+    @given(history=histories())
+    def test_two_ledgers_store_identical_logs(self, history: History) -> None:
+        """Topics, ids, versions and state bytes are equal, in the same order."""
+        first, second = stored(run(history).ledger), stored(run(history).ledger)
+        assert [
+            (n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in first
+        ] == [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in second]
+
+    @PROPERTY
+    @given(history=histories())
+    def test_how_deliveries_are_batched_does_not_change_any_aggregate(
+        self, history: History
+    ) -> None:
+        """Every aggregate's stream is the same whether the history is split or not."""
+        assert streams(run(history).ledger) == streams(run(history.in_one_batch()).ledger)
+
+
+class TestRedelivery:
+    """Delivering every command again changes no account."""
+
+    @PROPERTY
+    @given(history=histories(), again=histories())
+    def test_redelivering_everything_changes_no_account(
+        self, history: History, again: History
+    ) -> None:
+        """Each repeat is a redelivery with the recorded answer; only receipts grow."""
+        result = run(history)
+        versions_before = account_versions(result.ledger)
+        log_size = len(stored(result.ledger))
+        # Redeliver in the batch split of another history, where it fits.
+        repeat = History(history.commands, tuple(c for c in again.cuts if c < len(history.commands)))
+        send = Sender(result.ledger)
+        outcomes = [o for batch in repeat.batches() for o in send(*batch)]
+        assert account_versions(result.ledger) == versions_before
+        assert all(outcome.redelivery for outcome in outcomes)
+        for outcome in outcomes:
+            receipt = result.ledger.receipt(outcome.delivery.command.command_id)
+            assert receipt is not None
+            if digest_of(outcome.delivery.command) == receipt.content_digest:
+                assert (outcome.event_ids, outcome.rejection) == (
+                    receipt.event_ids,
+                    receipt.rejection,
+                )
+            else:
+                assert outcome.rejection is not None
+                assert outcome.rejection.code == "command_id_reused"
+        added = stored(result.ledger)[log_size:]
+        assert len(added) == len(history.commands)
+        assert {n.topic for n in added} == {f"{CommandReceipt.__module__}:CommandReceipt.Redelivered"}
