@@ -38,9 +38,14 @@ def main(count: int) -> None:
     admin = KafkaPythonAdmin(str(status.kafka.address))
     admin.ensure_topics(topic_specs(Settings(None, None)))
     admin.close()
-    env = {**os.environ, "LEDGER_HOME": str(home), "LEDGER_SESSION_TIMEOUT_MS": "2000",
-           "LEDGER_DATABASE_URL": str(status.postgres.address),
-           "LEDGER_KAFKA_BOOTSTRAP": str(status.kafka.address), "LEDGER_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "LEDGER_HOME": str(home),
+        "LEDGER_SESSION_TIMEOUT_MS": "2000",
+        "LEDGER_DATABASE_URL": str(status.postgres.address),
+        "LEDGER_KAFKA_BOOTSTRAP": str(status.kafka.address),
+        "LEDGER_LOG_LEVEL": "warning",
+    }
     ledger = subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=env, cwd=ROOT)
     try:
         measure(str(status.postgres.address), str(status.kafka.address), count)
@@ -67,8 +72,8 @@ def measure(database_url: str, bootstrap: str, count: int) -> None:
             key, value = command_message(command_type, record)
             producer.send("billing.commands", key=key, value=value).get(timeout=10)
             sent = time.perf_counter()
-            row_at = wait(lambda: receivable(connection, account) == expected)
-            result_at = wait(lambda: arrivals.get(record["command_id"]))
+            row_at = wait(lambda a=account, e=expected: receivable(connection, a) == e)
+            result_at = wait(lambda c=record["command_id"]: arrivals.get(c))
             to_row.append(row_at - sent)
             to_result.append(result_at - sent)
     stop.set()
@@ -76,7 +81,9 @@ def measure(database_url: str, bootstrap: str, count: int) -> None:
     report("command -> balances row", to_row)
 
 
-def warm_up(producer: KafkaProducer, connection: psycopg.Connection, arrivals: dict[str, float]) -> None:
+def warm_up(
+    producer: KafkaProducer, connection: psycopg.Connection, arrivals: dict[str, float]
+) -> None:
     record = open_account("bench-warm-up")
     producer.send("billing.commands", *reversed(command_message("OpenAccount", record)))
     wait(lambda: receivable(connection, "bench-warm-up") == 0, timeout_s=60)
@@ -97,7 +104,8 @@ def watch_results(bootstrap: str, arrivals: dict[str, float], stop: threading.Ev
 def receivable(connection: psycopg.Connection, account_id: str) -> int | None:
     try:
         row = connection.execute(
-            "SELECT receivable_minor FROM balances WHERE account_id=%s", (account_id,)).fetchone()
+            "SELECT receivable_minor FROM balances WHERE account_id=%s", (account_id,)
+        ).fetchone()
     except psycopg.errors.UndefinedTable:
         return None
     return None if row is None else int(row[0])
@@ -116,7 +124,9 @@ def wait(condition, timeout_s: float = 10.0) -> float:  # type: ignore[no-untype
 def report(what: str, seconds: list[float]) -> None:
     ms = sorted(s * 1000 for s in seconds)
     p95 = ms[max(0, round(0.95 * len(ms)) - 1)]
-    print(f"{what}: n={len(ms)} median={statistics.median(ms):.0f} ms p95={p95:.0f} ms max={ms[-1]:.0f} ms")
+    print(
+        f"{what}: n={len(ms)} median={statistics.median(ms):.0f} ms p95={p95:.0f} ms max={ms[-1]:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -97,9 +97,15 @@ def content_digest(command_type: str, record: Mapping[str, Any]) -> str:
 
 
 def command_id_problem(command_id: str) -> str | None:
-    """Why `command_id` is not a usable command id, or None if it is a UUID."""
+    """Why `command_id` is not a usable command id, or None if it is a canonical UUID string.
+
+    Only the canonical form (36 characters, lower case, hyphenated) is accepted: receipts are
+    keyed by the text, and one UUID written two ways must not be processed twice.
+    """
     try:
-        UUID(command_id)
+        canonical = str(UUID(command_id))
     except ValueError:
         return f"command_id must be a UUID string, got {command_id!r}"
+    if canonical != command_id:
+        return f"command_id must be a UUID in canonical form ({canonical!r}), got {command_id!r}"
     return None

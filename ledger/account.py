@@ -208,6 +208,7 @@ class Account(Aggregate):
 
     def check_terms(self, terms: Terms) -> None:
         """Raise RuleViolation unless the terms fit this account and make sense."""
+        check_currency(terms.currency)
         if terms.currency != self.currency:
             raise CurrencyMismatch(
                 f"the plan is priced in {terms.currency} but account {self.account_id!r} "
@@ -257,9 +258,11 @@ MAX_ACCOUNT_ID_LENGTH = 128
 
 def check_account_id(account_id: str) -> str:
     """Answer `account_id` if it is a usable account id."""
-    if not account_id.strip() or len(account_id) > MAX_ACCOUNT_ID_LENGTH:
-        raise MissingValue(
-            f"account_id must be 1 to {MAX_ACCOUNT_ID_LENGTH} characters, got {account_id!r}",
+    if not account_id.strip():
+        raise MissingValue("account_id must not be empty", field="account_id")
+    if len(account_id) > MAX_ACCOUNT_ID_LENGTH:
+        raise TooLong(
+            f"account_id must be at most {MAX_ACCOUNT_ID_LENGTH} characters, got {len(account_id)}",
             field="account_id",
         )
     return account_id
@@ -276,6 +279,12 @@ class MissingValue(RuleViolation):
     """A required value is empty."""
 
     code = "missing_value"
+
+
+class TooLong(RuleViolation):
+    """A text is longer than the rule allows."""
+
+    code = "too_long"
 
 
 class OutOfRange(RuleViolation):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import total_ordering
 
 from ledger.errors import RuleViolation
 
@@ -34,12 +35,17 @@ def check_amount(amount_minor: int, *, field: str) -> int:
     return amount_minor
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering
+@dataclass(frozen=True)
 class Money:
     """An amount in integer minor units of one currency."""
 
     amount_minor: int
     currency: str
+
+    def __lt__(self, other: Money) -> bool:
+        self._check_same_currency(other)
+        return self.amount_minor < other.amount_minor
 
     def __add__(self, other: Money) -> Money:
         self._check_same_currency(other)

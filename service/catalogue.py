@@ -8,9 +8,21 @@ from typing import Any
 from commands.avro import AvroCodec
 
 SECTIONS = (
-    ("billing.commands", "Commands", "Published by upstream systems to `billing.commands`, keyed by account id."),
-    ("billing.events", "Events", "Published by the ledger to `billing.events`, keyed by account id."),
-    ("billing.results", "Results", "Published by the ledger to `billing.command-results`, keyed by account id."),
+    (
+        "billing.commands",
+        "Commands",
+        "Published by upstream systems to `billing.commands`, keyed by account id.",
+    ),
+    (
+        "billing.events",
+        "Events",
+        "Published by the ledger to `billing.events`, keyed by account id.",
+    ),
+    (
+        "billing.results",
+        "Results",
+        "Published by the ledger to `billing.command-results`, keyed by account id.",
+    ),
 )
 
 
@@ -33,13 +45,20 @@ def render(codec: AvroCodec) -> str:
 
 def _schema(codec: AvroCodec, name: str) -> list[str]:
     schema = codec.schema(name)
-    lines = ["", f"### {name.rpartition('.')[2]}", "", f"`{name}`, fingerprint `{codec.fingerprint(name).hex()}`."]
+    lines = [
+        "",
+        f"### {name.rpartition('.')[2]}",
+        "",
+        f"`{name}`, fingerprint `{codec.fingerprint(name).hex()}`.",
+    ]
     if schema.get("doc"):
         lines += ["", schema["doc"]]
     lines += ["", "| field | type | default | meaning |", "|---|---|---|---|"]
     for field in schema["fields"]:
         default = json.dumps(field["default"]) if "default" in field else ""
-        lines.append(f"| `{field['name']}` | {_type(field['type'])} | {default} | {field.get('doc', '')} |")
+        lines.append(
+            f"| `{field['name']}` | {_type(field['type'])} | {default} | {field.get('doc', '')} |"
+        )
     return lines
 
 

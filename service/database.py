@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import StoredEvent, Tracking
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.utils import retry
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 
@@ -21,7 +22,23 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
     tracking row per partition in the same transaction as the events. A position that is
     not beyond the stored one raises IntegrityError, so two workers can never both record
     the same offsets.
+
+    It also inserts without psycopg's pipeline mode: the library's pipelined insert hangs
+    forever (both ends waiting to read) once one batch's array parameter reaches a few
+    megabytes, e.g. 1,000 events over a unix socket or 5,000 events of 2 kB over TCP
+    (psycopg 3.3.9; see psycopg issue 685). The statements are the library's own.
     """
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -50,7 +50,10 @@ class Handler:
 def fixture_handler(servers: Servers) -> Iterator[Handler]:
     """A command consumer on the test's servers, in a consumer group of its own."""
     settings = Settings(
-        servers.database_url, servers.kafka_bootstrap, batch_size=100, session_timeout_ms=SESSION_TIMEOUT_MS
+        servers.database_url,
+        servers.kafka_bootstrap,
+        batch_size=100,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
     )
     ledger = open_ledger(servers.database_url)
     kafka = KafkaPythonConsumer(servers.kafka_bootstrap, "test-commands", settings)

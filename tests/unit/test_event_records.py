@@ -134,7 +134,9 @@ class TestEveryStoredEvent:
             identity = event_id(item.event.originator_id, item.event.originator_version)
             assert item.headers["event_id"] == identity.encode()
             assert item.headers["event_position"] == str(item.position).encode()
-            assert item.headers["event_type"] == item.decoded.schema_name.rpartition(".")[2].encode()
+            assert (
+                item.headers["event_type"] == item.decoded.schema_name.rpartition(".")[2].encode()
+            )
 
     def test_every_account_event_is_written_with_its_billing_events_schema(
         self, published: list[Published]
@@ -289,9 +291,7 @@ class TestCommandResult:
         assert repeated.decoded.record["event_ids"] == original.decoded.record["event_ids"]
         assert repeated.decoded.record["source_offset"] == 4
 
-    def test_a_reused_command_id_is_published_as_rejected(
-        self, published: list[Published]
-    ) -> None:
+    def test_a_reused_command_id_is_published_as_rejected(self, published: list[Published]) -> None:
         """command_id_reused on command_id, without event ids."""
         _repeated, reused = only(published, CommandReceipt.Redelivered)
         record = reused.decoded.record

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ledger.account import Account, account_uuid
+import pytest
+
+from ledger.account import account_uuid
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
 from tests.unit.builders import COMMANDS_TOPIC, Sender, digest_of, open_account, subscribe
@@ -83,7 +85,10 @@ class TestRejections:
         """unknown_account on the account_id field; no account comes into being."""
         (outcome,) = send(subscribe("acc-404"))
         assert outcome.rejection is not None
-        assert (outcome.rejection.code, outcome.rejection.field) == ("unknown_account", "account_id")
+        assert (outcome.rejection.code, outcome.rejection.field) == (
+            "unknown_account",
+            "account_id",
+        )
         assert "'acc-404'" in outcome.rejection.message
         assert outcome.event_ids == ()
         assert ledger.account("acc-404") is None
@@ -124,6 +129,25 @@ class TestRejections:
             "command_id",
         )
         assert "'order-42'" in outcome.rejection.message
+        assert ledger.account("acc-1") is None
+
+    @pytest.mark.parametrize(
+        "spelling",
+        [
+            "6F1C8E4E-8D7A-4A55-9A43-0D4F7C1B2A10",
+            "6f1c8e4e8d7a4a559a430d4f7c1b2a10",
+            "{6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10}",
+            "urn:uuid:6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10",
+        ],
+    )
+    def test_a_uuid_in_another_spelling_is_rejected_naming_the_canonical_form(
+        self, ledger: BillingLedger, send: Sender, spelling: str
+    ) -> None:
+        """Receipts are keyed by the text, so only the canonical spelling is accepted."""
+        (outcome,) = send(open_account(command_id=spelling))
+        assert outcome.rejection is not None
+        assert outcome.rejection.code == "invalid_command_id"
+        assert "'6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10'" in outcome.rejection.message
         assert ledger.account("acc-1") is None
 
     def test_a_domain_rule_surfaces_as_the_rejection(

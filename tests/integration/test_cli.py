@@ -1,0 +1,127 @@
+"""The `ledger` CLI as people and scripts use it: send commands, show the embedded servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service import embedded
+from tests.helpers import Read, Servers, read_until
+
+pytestmark = pytest.mark.integration
+
+
+def ledger(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `ledger ARGS` and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class TestSend:
+    """`ledger send` publishes Avro commands keyed by account id."""
+
+    def test_flags_and_file_publish_decodable_commands(
+        self, servers: Servers, tmp_path: Path
+    ) -> None:
+        """A command from flags and two from a JSON-lines file arrive on billing.commands."""
+        env = {"LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap}
+        by_flags = ledger(
+            "send",
+            "OpenAccount",
+            "--account-id",
+            "acc-cli",
+            "--currency",
+            "EUR",
+            "--customer-reference",
+            "crm-1",
+            env=env,
+        )
+        assert by_flags.returncode == 0, by_flags.stderr
+        lines = tmp_path / "commands.jsonl"
+        lines.write_text(
+            '{"type": "Subscribe", "account_id": "acc-cli", "subscription_id": "s1", "plan_id": "p",'
+            ' "price_minor": 500, "currency": "EUR", "interval_unit": "YEAR",'
+            ' "issued_at": "2026-03-01T10:00:00"}\n\n'
+            '{"type": "OpenAccount", "account_id": "acc-cli-2", "currency": "JPY",'
+            ' "customer_reference": "crm-2", "command_id": "6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10"}\n'
+        )
+        by_file = ledger("send", "--file", str(lines), env=env)
+        assert by_file.returncode == 0, by_file.stderr
+        printed = [json.loads(line) for line in (by_flags.stdout + by_file.stdout).splitlines()]
+        assert [p["type"] for p in printed] == ["OpenAccount", "Subscribe", "OpenAccount"]
+        assert printed[2]["command_id"] == "6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10"
+
+        sent = {p["command_id"] for p in printed}
+
+        def ours(found: list[Read]) -> dict[str, Read]:
+            return {
+                r.decoded.record["command_id"]: r
+                for r in found
+                if r.decoded and r.decoded.record["command_id"] in sent
+            }
+
+        records = ours(
+            read_until(
+                servers.kafka_bootstrap, "billing.commands", lambda found: len(ours(found)) == 3
+            )
+        )
+        assert set(records) == sent
+        subscribe = records[printed[1]["command_id"]]
+        assert subscribe.key == b"acc-cli"
+        assert subscribe.decoded is not None
+        assert subscribe.decoded.record["issued_at"].isoformat() == "2026-03-01T10:00:00+00:00"
+        assert subscribe.decoded.record["days_until_due"] == 14  # the schema's default
+
+    def test_bad_input_is_refused_with_the_line_and_nothing_is_sent(self, tmp_path: Path) -> None:
+        """An unknown command type or a field of the wrong type is named, with exit status 2."""
+        env = {"LEDGER_KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # never reached: input is checked first
+        unknown = tmp_path / "unknown.jsonl"
+        unknown.write_text('{"type": "Teleport", "account_id": "a"}\n')
+        result = ledger("send", "--file", str(unknown), env=env)
+        assert result.returncode == 2
+        assert "line 1" in result.stderr and "Teleport" in result.stderr
+        wrong = tmp_path / "wrong.jsonl"
+        wrong.write_text(
+            '{"type": "OpenAccount", "account_id": "a", "currency": 7, "customer_reference": "c"}\n'
+        )
+        result = ledger("send", "--file", str(wrong), env=env)
+        assert result.returncode == 2
+        assert "currency" in result.stderr
+        result = ledger("send", "--file", "-", env=env, stdin="not json\n")
+        assert result.returncode == 2 and "not JSON" in result.stderr
+
+
+class TestInfra:
+    """`ledger infra` manages the embedded servers and says how to connect."""
+
+    def test_up_status_json_and_down(self, tmp_path: Path) -> None:
+        """up prints the variables to export, status --json the addresses, down stops both."""
+        env = {"LEDGER_HOME": str(tmp_path / "home")}
+        try:
+            up = ledger("infra", "up", env=env)
+            assert up.returncode == 0, up.stderr
+            assert "export LEDGER_DATABASE_URL=" in up.stdout
+            assert "export LEDGER_KAFKA_BOOTSTRAP=" in up.stdout
+            status = json.loads(ledger("infra", "status", "--json", env=env).stdout)
+            assert status["postgres"]["running"] and status["kafka"]["running"]
+            assert status["kafka"]["address"].startswith("127.0.0.1:")
+        finally:
+            down = ledger("infra", "down", env=env)
+        assert down.returncode == 0
+        after = ledger("infra", "status", env=env)
+        assert after.returncode == 3 and "not running" in after.stdout
+        assert not embedded.status(tmp_path / "home").kafka.running

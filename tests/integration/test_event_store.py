@@ -1,0 +1,79 @@
+"""The event store on real PostgreSQL: large batches, and positions that only move forward."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from ledger.account import Account
+from ledger.application import BillingLedger
+from service.runner import open_ledger
+from tests.helpers import Servers
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="ledger")
+def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
+    """The ledger on the test's database."""
+    ledger = open_ledger(servers.database_url)
+    yield ledger
+    ledger.close()
+
+
+def accounts(count: int, prefix: str) -> list[Account]:
+    """`count` new accounts, each with one pending event of about 1 kB."""
+    return [
+        Account.open(
+            command_id=f"c-{prefix}-{n}",
+            account_id=f"{prefix}-{n}",
+            issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+            currency="EUR",
+            customer_reference="r" * 900,
+        )
+        for n in range(count)
+    ]
+
+
+class TestLargeBatches:
+    """A batch of thousands of events is saved in one transaction without hanging."""
+
+    def test_five_thousand_events_in_one_save(self, ledger: BillingLedger) -> None:
+        """5,000 events of ~1 kB (a ~5 MB insert) are saved; psycopg's pipeline mode hung here."""
+        batch = accounts(5000, "big")
+        saving = threading.Thread(
+            target=ledger.save,
+            args=batch,
+            kwargs={"positions": [Tracking("test/big/0", 1)]},
+            daemon=True,
+        )
+        saving.start()
+        saving.join(timeout=60)
+        assert not saving.is_alive(), "the save hung"
+        assert ledger.recorder.max_notification_id() == 5000
+        assert ledger.stored_position("test/big/0") == 1
+
+
+class TestPositions:
+    """A stored position only moves forward, in the same transaction as the events."""
+
+    def test_a_stale_position_refuses_the_whole_batch(self, ledger: BillingLedger) -> None:
+        """Saving at a position not beyond the stored one raises and stores none of the events."""
+        ledger.save(*accounts(2, "first"), positions=[Tracking("test/p/0", 10)])
+        with pytest.raises(IntegrityError):
+            ledger.save(*accounts(2, "second"), positions=[Tracking("test/p/0", 10)])
+        assert ledger.account("second-0") is None
+        assert ledger.stored_position("test/p/0") == 10
+
+    def test_positions_of_several_partitions_are_stored_together(
+        self, ledger: BillingLedger
+    ) -> None:
+        """One save stores one position per partition."""
+        ledger.save(
+            *accounts(1, "multi"), positions=[Tracking("test/m/0", 4), Tracking("test/m/1", 7)]
+        )
+        assert (ledger.stored_position("test/m/0"), ledger.stored_position("test/m/1")) == (4, 7)

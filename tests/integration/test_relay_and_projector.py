@@ -1,0 +1,163 @@
+"""The relay publishes the event store to Kafka at least once; the projector applies each event once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from commands.handlers import Delivery, process
+from commands.messages import command_from_record, content_digest
+from commands.unit_of_work import UnitOfWork
+from ledger.application import BillingLedger
+from ledger.receipts import Source
+from projections.balances import Balances
+from projections.projector import Projector
+from service.config import EVENTS_TOPIC, Settings
+from service.kafka import KafkaPythonConsumer, KafkaPythonProducer
+from service.relay import EventRelay
+from service.runner import open_ledger
+from tests.helpers import (
+    CODEC,
+    SESSION_TIMEOUT_MS,
+    Servers,
+    open_account,
+    read_until,
+    subscribe,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(name="ledger")
+def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
+    """The ledger on the test's database, holding one account with a subscription (3 events)."""
+    ledger = open_ledger(servers.database_url)
+    deliveries = [
+        Delivery(
+            command_from_record(kind, record),
+            kind,
+            content_digest(kind, record),
+            Source("billing.commands", 0, offset),
+        )
+        for offset, (kind, record) in enumerate(
+            [("OpenAccount", open_account("acc-r")), ("Subscribe", subscribe("acc-r"))]
+        )
+    ]
+    work = UnitOfWork(ledger)
+    process(work, deliveries, frozenset())
+    ledger.save(*work.changed)
+    yield ledger
+    ledger.close()
+
+
+@pytest.fixture(name="producer")
+def fixture_producer(servers: Servers) -> Iterator[KafkaPythonProducer]:
+    """A producer on the test's broker."""
+    producer = KafkaPythonProducer(servers.kafka_bootstrap)
+    yield producer
+    producer.close()
+
+
+def account_events(servers: Servers, count: int) -> list[tuple[bytes, bytes]]:
+    """(event_id, event_position) headers of acc-r's messages on billing.events."""
+    reads = read_until(
+        servers.kafka_bootstrap,
+        EVENTS_TOPIC,
+        lambda found: len([r for r in found if r.key == b"acc-r"]) >= count,
+    )
+    return [
+        (r.headers["event_id"], r.headers["event_position"]) for r in reads if r.key == b"acc-r"
+    ]
+
+
+class TestRelay:
+    """Stored events reach billing.events in order, once per cluster position."""
+
+    def test_publishes_and_stores_its_position(
+        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+    ) -> None:
+        """Three account events and two results are published; the position is the last id."""
+        relay = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        try:
+            assert relay.run_once() == 5
+            assert relay.run_once() == 0
+            assert relay.position() == ledger.recorder.max_notification_id()
+        finally:
+            relay.close()
+        events = account_events(servers, 3)
+        assert [position for _, position in events] == sorted(position for _, position in events)
+
+    def test_a_new_cluster_gets_the_whole_history_with_the_same_ids(
+        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+    ) -> None:
+        """A relay for another cluster id starts from the beginning; event ids do not change."""
+        first = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        first.run_once()
+        first.close()
+        second = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-b")
+        try:
+            assert second.position() == 0
+            assert second.run_once() == 5
+        finally:
+            second.close()
+        events = account_events(servers, 6)
+        assert events[:3] == events[3:]
+
+    def test_only_one_relay_leads(
+        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+    ) -> None:
+        """While one relay holds the lead, another publishes nothing."""
+        leader = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        follower = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        try:
+            assert leader.run_once() == 5
+            assert follower.run_once() == 0
+        finally:
+            leader.close()
+        try:
+            assert follower.run_once() == 0  # nothing left: the leader stored its position
+        finally:
+            follower.close()
+
+
+class TestProjector:
+    """Events applied to the balances read model once, whatever Kafka delivers twice."""
+
+    def test_republished_events_are_applied_once(
+        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+    ) -> None:
+        """The history published twice still gives one invoice's receivable."""
+        for cluster in ("cluster-a", "cluster-b"):
+            relay = EventRelay(ledger, producer, CODEC, servers.database_url, cluster)
+            relay.run_once()
+            relay.close()
+        settings = Settings(
+            servers.database_url, servers.kafka_bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS
+        )
+        consumer = KafkaPythonConsumer(servers.kafka_bootstrap, "test-projector", settings)
+        connection = psycopg.connect(servers.database_url)
+        projector = Projector(
+            "read-models", [Balances()], consumer, producer, CODEC, connection, "cluster-a"
+        )
+        consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, lambda _: None)
+        try:
+            applied = 0
+            for _ in range(100):
+                applied += projector.run_once(timeout_s=0.2)
+                if applied >= 6:
+                    break
+            row = connection.execute(
+                "SELECT receivable_minor, invoiced_minor, subscriptions, account_version "
+                "FROM balances WHERE account_id = 'acc-r'"
+            ).fetchone()
+            assert applied == 6
+            assert row == (999, 999, 1, 3)
+            partitions = connection.execute(
+                "SELECT count(*) FROM projection_positions WHERE cluster_id = 'cluster-a'"
+            ).fetchone()
+            assert partitions == (1,)
+        finally:
+            consumer.close()
+            connection.close()
