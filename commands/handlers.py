@@ -83,6 +83,9 @@ def process(
     Deliveries whose command_id is in `poisoned` made the ledger fail before; they are
     rejected without touching the domain again.
     """
+    work.preload(
+        (d.command.account_id for d in deliveries), (d.command.command_id for d in deliveries)
+    )
     return [_answer(work, delivery, poisoned) for delivery in deliveries]
 
 

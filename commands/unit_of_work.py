@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +21,14 @@ class UnitOfWork:
         self._accounts: dict[str, Account | None] = {}
         self._receipts: dict[str, CommandReceipt | None] = {}
         self._changed: dict[UUID, Aggregate] = {}
+
+    def preload(self, account_ids: Iterable[str], command_ids: Iterable[str]) -> None:
+        """Read the batch's accounts and receipts at once, instead of one at a time."""
+        account_ids = {a for a in account_ids if a not in self._accounts}
+        command_ids = {c for c in command_ids if c not in self._receipts}
+        accounts, receipts = self.ledger.accounts_and_receipts(account_ids, command_ids)
+        self._accounts.update({a: accounts.get(a) for a in account_ids})
+        self._receipts.update({c: receipts.get(c) for c in command_ids})
 
     def account(self, account_id: str) -> Account | None:
         """The account, as changed so far in this batch; None if it does not exist."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from service import embedded
 from service.config import Settings
@@ -18,8 +20,21 @@ from service.runner import topic_specs
 from tests.helpers import Servers
 
 
+@pytest.fixture(name="ledger_home")
+def fixture_ledger_home() -> Iterator[Path]:
+    """An empty LEDGER_HOME for embedded servers, outside pytest's own temporary folder.
+
+    The embedded PostgreSQL runs as another user and needs to traverse the folders above its
+    data; pytest resets its base folder to mode 0700 whenever a session starts, which would
+    crash a server of a session running at the same time.
+    """
+    home = Path(tempfile.mkdtemp(prefix="ledger-test-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(name="servers")
-def fixture_servers(tmp_path: Path) -> Iterator[Servers]:
+def fixture_servers(ledger_home: Path) -> Iterator[Servers]:
     """A fresh database and a broker with the ledger's topics.
 
     LEDGER_DATABASE_URL and LEDGER_KAFKA_BOOTSTRAP are used when set (each test gets its own
@@ -27,8 +42,7 @@ def fixture_servers(tmp_path: Path) -> Iterator[Servers]:
     """
     database_url = os.environ.get("LEDGER_DATABASE_URL")
     bootstrap = os.environ.get("LEDGER_KAFKA_BOOTSTRAP")
-    home = tmp_path / "ledger-home"
-    home.mkdir()
+    home = ledger_home
     started: frozenset[str] = frozenset()
     if not database_url or not bootstrap:
         status, started = embedded.up(home)
@@ -48,8 +62,3 @@ def fixture_servers(tmp_path: Path) -> Iterator[Servers]:
             admin.execute(f'DROP DATABASE IF EXISTS "{test_database}" WITH (FORCE)')
         if started:
             embedded.down(home, started)
-
-
-def database_name(database_url: str) -> str:
-    """The database a URL points at."""
-    return str(conninfo_to_dict(database_url).get("dbname"))

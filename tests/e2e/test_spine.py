@@ -58,7 +58,7 @@ def fixture_ledger_run(servers: Servers, tmp_path: Path) -> Iterator[subprocess.
         {
             "LEDGER_DATABASE_URL": servers.database_url,
             "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
-            "LEDGER_HOME": str(tmp_path / "unused-home"),
+            "LEDGER_HOME": str(tmp_path / "unused-home"),  # never created: both servers are set
         },
         tmp_path / "ledger.log",
     )
@@ -185,9 +185,9 @@ class TestSpine:
 class TestEmbeddedDefaults:
     """With nothing configured, `ledger run` starts embedded servers and stops them on exit."""
 
-    def test_run_starts_and_stops_embedded_servers(self, tmp_path: Path) -> None:
+    def test_run_starts_and_stops_embedded_servers(self, tmp_path: Path, ledger_home: Path) -> None:
         """The embedded servers run while the ledger runs and are stopped after SIGTERM."""
-        home = tmp_path / "home"
+        home = ledger_home
         env = {"LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": "", "LEDGER_KAFKA_BOOTSTRAP": ""}
         process = start_ledger(env, tmp_path / "ledger.log")
         try:

@@ -108,9 +108,9 @@ class TestSend:
 class TestInfra:
     """`ledger infra` manages the embedded servers and says how to connect."""
 
-    def test_up_status_json_and_down(self, tmp_path: Path) -> None:
+    def test_up_status_json_and_down(self, ledger_home: Path) -> None:
         """up prints the variables to export, status --json the addresses, down stops both."""
-        env = {"LEDGER_HOME": str(tmp_path / "home")}
+        env = {"LEDGER_HOME": str(ledger_home)}
         try:
             up = ledger("infra", "up", env=env)
             assert up.returncode == 0, up.stderr
@@ -124,4 +124,4 @@ class TestInfra:
         assert down.returncode == 0
         after = ledger("infra", "status", env=env)
         assert after.returncode == 3 and "not running" in after.stdout
-        assert not embedded.status(tmp_path / "home").kafka.running
+        assert not embedded.status(ledger_home).kafka.running

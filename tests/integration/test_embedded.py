@@ -21,12 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(name="home")
-def fixture_home(tmp_path: Path) -> Iterator[Path]:
+def fixture_home(ledger_home: Path) -> Iterator[Path]:
     """A fresh ledger home whose servers are stopped whatever the test did."""
-    home = tmp_path / "home"
-    home.mkdir()
-    yield home
-    embedded.down(home)
+    yield ledger_home
+    embedded.down(ledger_home)
 
 
 @pytest.fixture(name="started")
