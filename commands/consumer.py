@@ -16,7 +16,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
-from commands.handlers import Delivery, Outcome, process
+from commands.handlers import Delivery, HandlerFailed, Outcome, process
 from commands.messages import command_from_record, command_type_of, content_digest
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
@@ -24,7 +24,6 @@ from ledger.receipts import Source
 from service.kafka import Consumer, Message, Outgoing, Partition, Producer
 
 logger = structlog.get_logger(__name__)
-MAX_BATCH_ATTEMPTS = 5
 
 
 class CommandConsumer:
@@ -70,31 +69,29 @@ class CommandConsumer:
         messages = self.consumer.poll_batch(timeout_s)
         if not messages:
             return []
-        for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
-            try:
-                return self._process(messages, poisoned=frozenset())
-            except IntegrityError as conflict:
-                # Another worker stored these positions or changed these accounts first
-                # (a rebalance): drop the batch and read again from the stored positions.
-                logger.warning("commands.batch.conflict", attempt=attempt, error=str(conflict))
-                self.seek_to_stored(sorted({(m.topic, m.partition) for m in messages}))
-                return []
-        return []
+        try:
+            return self._process(messages)
+        except IntegrityError as conflict:
+            # Another worker stored these positions or changed these accounts first (a
+            # rebalance): drop the batch; the next poll reads again from the stored positions.
+            logger.warning("commands.batch.conflict", error=str(conflict))
+            self.seek_to_stored(sorted({(m.topic, m.partition) for m in messages}))
+            return []
 
-    def _process(self, messages: list[Message], poisoned: frozenset[str]) -> list[Outcome]:
+    def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)
         deliveries, dead = self._decode(fresh)
+        poisoned: frozenset[str] = frozenset()
         while True:
             work = UnitOfWork(self.ledger)
             try:
                 outcomes = process(work, deliveries, poisoned)
                 break
-            except Exception as failure:  # a bug must not stop the partition: reject and go on
-                culprit = _failed_command(deliveries, work, failure)
-                poisoned = poisoned | {culprit}
+            except HandlerFailed as failure:  # a bug must not stop the partition: reject, go on
+                poisoned = poisoned | {failure.command_id}
                 logger.error(
                     "commands.handler.failed",
-                    command_id=culprit,
+                    command_id=failure.command_id,
                     error="".join(traceback.format_exception(failure)),
                 )
         if dead:
@@ -119,14 +116,6 @@ class CommandConsumer:
                 deliveries.append(self._delivery(message))
             except AvroError as error:
                 dead.append(dead_letter(message, error.code, str(error)))
-                logger.warning(
-                    "commands.dead_letter",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    reason=error.code,
-                    error=str(error),
-                )
         return deliveries, dead
 
     def _delivery(self, message: Message) -> Delivery:
@@ -147,14 +136,6 @@ class CommandConsumer:
             key = (message.topic, message.partition)
             last[key] = max(last.get(key, -1), message.offset)
         return [Tracking(self.position_name(p), offset) for p, offset in sorted(last.items())]
-
-
-def _failed_command(deliveries: list[Delivery], work: UnitOfWork, failure: BaseException) -> str:
-    """The command being handled when `failure` happened: the first without a receipt."""
-    for delivery in deliveries:
-        if work.receipt_in_batch(delivery.command.command_id) is None:
-            return delivery.command.command_id
-    raise failure
 
 
 def _log_outcome(outcome: Outcome) -> None:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import structlog
+
 from service.config import DEAD_LETTER_TOPIC
 from service.kafka import Message, Outgoing
 
+logger = structlog.get_logger(__name__)
 MAX_DETAIL_BYTES = 2000
 
 
 def dead_letter(message: Message, reason: str, detail: str) -> Outgoing:
-    """The dead letter of `message`: its original key, bytes and headers, plus error headers."""
+    """The dead letter of `message`: its original key, bytes and headers, plus error headers.
+
+    Logs a warning naming the message's topic, partition and offset, and the reason.
+    """
+    logger.warning(
+        "dead_letter",
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        reason=reason,
+        error=detail,
+    )
     headers = (
         *message.headers,
         ("dead_letter.reason", reason.encode()),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from eventsourcing.persistence import PersistenceError
 
 from commands.messages import Command, OpenAccount, Subscribe, command_id_problem
 from commands.unit_of_work import UnitOfWork
@@ -71,8 +72,15 @@ class Outcome:
     redelivery: bool
 
 
-class PartialChange(AssertionError):
-    """A handler raised after triggering events: a bug in the domain, not the user's fault."""
+class HandlerFailed(Exception):
+    """Handling one command failed for a reason that is not the sender's: a bug in the ledger.
+
+    The batch's changes are dropped, and the batch runs again with the command `poisoned`.
+    """
+
+    def __init__(self, command_id: str, reason: str) -> None:
+        super().__init__(f"command {command_id!r} failed: {reason}")
+        self.command_id = command_id
 
 
 def process(
@@ -110,9 +118,13 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
         HANDLERS[type(command)](command, work)
     except RuleViolation as violation:
         if work.events_since(mark):
-            raise PartialChange(f"{violation!r} raised after events were triggered") from violation
+            raise HandlerFailed(command.command_id, "events were triggered before") from violation
         rejection = Rejection(violation.code, violation.field, violation.message)
         return _record(work, delivery, (), rejection)
+    except PersistenceError:
+        raise  # the database, not the command: the batch is retried whole
+    except Exception as failure:
+        raise HandlerFailed(command.command_id, repr(failure)) from failure
     return _record(work, delivery, work.event_ids_since(mark), None)
 
 

@@ -53,10 +53,6 @@ class UnitOfWork:
             self._changed[receipt.id] = receipt
         return receipt
 
-    def receipt_in_batch(self, command_id: str) -> CommandReceipt | None:
-        """The command's receipt if this batch loaded or made one, without reading the store."""
-        return self._receipts.get(command_id)
-
     def add_account(self, account: Account) -> None:
         """Keep a newly opened account."""
         self._accounts[account.account_id] = account

@@ -93,13 +93,6 @@ class Projector:
                     decoded = self.codec.decode(message.value or b"")
                 except AvroError as error:
                     dead.append(dead_letter(message, error.code, str(error)))
-                    logger.error(
-                        "projector.undecodable_event",
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        reason=error.code,
-                    )
                     continue
                 event_type = decoded.schema_name.rpartition(".")[2]
                 for projection in self.projections:
@@ -107,6 +100,7 @@ class Projector:
             if dead:
                 self.producer.produce_batch(dead)
             self._store_positions(cursor, messages)
+        logger.debug("projector.applied", events=len(messages), dead_letters=len(dead))
         return len(messages)
 
     def _store_positions(self, cursor: psycopg.Cursor[Any], messages: list[Message]) -> None:

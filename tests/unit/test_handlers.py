@@ -6,7 +6,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
+from commands.handlers import HANDLERS, HandlerFailed
+from commands.messages import OpenAccount, Subscribe
 from ledger.account import account_uuid
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
@@ -296,6 +299,37 @@ class TestPoisonedCommands:
         assert again.rejection is not None
         assert again.rejection.code == "internal_error"
         assert ledger.account("acc-1") is None
+
+
+class TestFailingHandlers:
+    """A handler that fails for a reason other than a rule names its command; the store's errors pass."""
+
+    def test_an_unexpected_error_names_the_command(
+        self, ledger: BillingLedger, send: Sender, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """HandlerFailed carries the failing command's id, so the consumer can poison it."""
+        subscribing = subscribe()
+
+        def broken(command: Any, work: Any) -> None:
+            raise ZeroDivisionError("a bug")
+
+        monkeypatch.setitem(HANDLERS, Subscribe, broken)
+        with pytest.raises(HandlerFailed) as raised:
+            send(open_account(), subscribing)
+        assert raised.value.command_id == subscribing.command_id
+        assert ledger.account("acc-1") is None  # nothing of the batch was saved
+
+    def test_a_store_error_is_not_blamed_on_the_command(
+        self, send: Sender, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A PersistenceError propagates as it is: the batch is retried, no command is poisoned."""
+
+        def database_down(command: Any, work: Any) -> None:
+            raise OperationalError("connection lost")
+
+        monkeypatch.setitem(HANDLERS, OpenAccount, database_down)
+        with pytest.raises(OperationalError):
+            send(open_account())
 
 
 class TestReceipts:
