@@ -42,6 +42,7 @@ class CommandConsumer:
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
+        self._resync = False
 
     def position_name(self, partition: Partition) -> str:
         """The tracking name of a partition's stored position."""
@@ -65,7 +66,14 @@ class CommandConsumer:
             )
 
     def run_once(self, timeout_s: float = 0.5) -> list[Outcome]:
-        """Poll one batch and process it; answer the outcomes of the commands in it."""
+        """Poll one batch and process it; answer the outcomes of the commands in it.
+
+        If processing fails (the database is down, say), the consumer has already moved past
+        the batch: the next call first seeks back to the stored positions, so nothing is skipped.
+        """
+        if self._resync:
+            self.seek_to_stored(self.consumer.assignment())
+            self._resync = False
         messages = self.consumer.poll_batch(timeout_s)
         if not messages:
             return []
@@ -75,8 +83,11 @@ class CommandConsumer:
             # Another worker stored these positions or changed these accounts first (a
             # rebalance): drop the batch; the next poll reads again from the stored positions.
             logger.warning("commands.batch.conflict", error=str(conflict))
-            self.seek_to_stored(sorted({(m.topic, m.partition) for m in messages}))
+            self._resync = True
             return []
+        except BaseException:
+            self._resync = True
+            raise
 
     def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)

@@ -14,6 +14,7 @@ import structlog
 
 from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
+from service.database import Reconnecting
 from service.kafka import Consumer, Message, Outgoing, Partition, Producer
 
 logger = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class Projector:
         consumer: Consumer,
         producer: Producer,
         codec: AvroCodec,
-        connection: psycopg.Connection[Any],
+        database_url: str,
         cluster_id: str,
     ) -> None:
         self.name = name
@@ -58,12 +59,25 @@ class Projector:
         self.consumer = consumer
         self.producer = producer
         self.codec = codec
-        self.connection = connection
         self.cluster_id = cluster_id
+        self._resync = False
+        self._database = Reconnecting(database_url, on_connect=self._create_tables)
+        self._database.get()
+
+    def _create_tables(self, connection: psycopg.Connection[Any]) -> None:
         with connection.transaction():
             connection.execute(POSITIONS_SCHEMA)
-            for projection in projections:
+            for projection in self.projections:
                 connection.execute(projection.schema)
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The projector's connection, reopened if the server dropped it."""
+        return self._database.get()
+
+    def close(self) -> None:
+        """Close the projector's connection."""
+        self._database.close()
 
     def stored_offset(self, partition: Partition) -> int | None:
         """The last offset of `partition` applied to the read models."""
@@ -82,12 +96,26 @@ class Projector:
             self.consumer.seek(partition, 0 if stored is None else stored + 1)
 
     def run_once(self, timeout_s: float = 0.5) -> int:
-        """Apply one polled batch; answer how many events it held."""
+        """Apply one polled batch; answer how many events it held.
+
+        After a failed batch (rolled back), the next call seeks back to the stored positions.
+        """
+        if self._resync:
+            self.seek_to_stored(self.consumer.assignment())
+            self._resync = False
         messages = self.consumer.poll_batch(timeout_s)
         if not messages:
             return 0
+        try:
+            return self._apply(messages)
+        except BaseException:
+            self._resync = True
+            raise
+
+    def _apply(self, messages: list[Message]) -> int:
         dead: list[Outgoing] = []
-        with self.connection.transaction(), self.connection.cursor() as cursor:
+        connection = self.connection
+        with connection.transaction(), connection.cursor() as cursor:
             for message in messages:
                 try:
                     decoded = self.codec.decode(message.value or b"")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -96,6 +96,40 @@ def event_store_env(database_url: str) -> dict[str, str]:
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     """A new connection to the database at `database_url`."""
     return psycopg.connect(database_url, autocommit=autocommit, connect_timeout=10)
+
+
+class Reconnecting:
+    """One connection of the caller's own, opened again when the server has dropped it."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        autocommit: bool = False,
+        on_connect: Callable[[psycopg.Connection[Any]], None] | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.autocommit = autocommit
+        self.on_connect = on_connect
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def get(self) -> psycopg.Connection[Any]:
+        """The open connection, reconnecting first if it is closed or broken."""
+        current = self._connection
+        if current is None or current.closed or current.broken:
+            if current is not None:
+                current.close()
+            current = connect(self.database_url, autocommit=self.autocommit)
+            if self.on_connect is not None:
+                self.on_connect(current)
+            self._connection = current
+        return current
+
+    def close(self) -> None:
+        """Close the connection, if open."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def redact(database_url: str) -> str:

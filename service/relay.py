@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
 
 from commands.avro import AvroCodec
 from ledger.application import BillingLedger
-from service.database import connect
+from service.database import Reconnecting
 from service.event_records import outgoing
 from service.kafka import Producer
 
@@ -49,9 +50,11 @@ class EventRelay:
         self.codec = codec
         self.cluster_id = cluster_id
         self.batch_size = batch_size
-        self._connection = connect(database_url, autocommit=True)
-        self._connection.execute(CREATE_POSITIONS)
-        self._leading = False
+        self._database = Reconnecting(database_url, autocommit=True, on_connect=_create_table)
+        self._database.get()
+        # The advisory lock belongs to one connection: a new connection leads only once it
+        # takes the lock again.
+        self._leading_on: object | None = None
 
     def run_once(self) -> int:
         """Publish the next batch of stored events; answer how many were published."""
@@ -74,29 +77,38 @@ class EventRelay:
 
     def position(self) -> int:
         """The id of the last notification published to this cluster (0 for none)."""
-        row = self._connection.execute(
-            "SELECT notification_id FROM ledger_relay_positions WHERE cluster_id=%s AND relay=%s",
-            (self.cluster_id, self.name),
-        ).fetchone()
+        row = (
+            self._database.get()
+            .execute(
+                "SELECT notification_id FROM ledger_relay_positions WHERE cluster_id=%s AND relay=%s",
+                (self.cluster_id, self.name),
+            )
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     def close(self) -> None:
         """Release the lead and the connection."""
-        self._connection.close()
+        self._database.close()
 
     def _store(self, notification_id: int) -> None:
-        self._connection.execute(
+        self._database.get().execute(
             "INSERT INTO ledger_relay_positions VALUES (%s, %s, %s) "
             "ON CONFLICT (cluster_id, relay) DO UPDATE SET notification_id = EXCLUDED.notification_id",
             (self.cluster_id, self.name, notification_id),
         )
 
     def _lead(self) -> bool:
-        if not self._leading:
-            row: Any = self._connection.execute(
+        connection = self._database.get()
+        if self._leading_on is not connection:
+            row: Any = connection.execute(
                 "SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,)
             ).fetchone()
-            self._leading = bool(row and row[0])
-            if self._leading:
+            if row and row[0]:
+                self._leading_on = connection
                 logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
-        return self._leading
+        return self._leading_on is connection
+
+
+def _create_table(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(CREATE_POSITIONS)

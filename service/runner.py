@@ -23,7 +23,7 @@ from service.config import (
     RESULTS_TOPIC,
     Settings,
 )
-from service.database import connect, event_store_env, redact
+from service.database import event_store_env, redact
 from service.kafka import (
     KafkaPythonAdmin,
     KafkaPythonConsumer,
@@ -156,8 +156,6 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
 
 def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
     """The projections' step: one batch of events into the read models."""
-    connection = connect(where.database_url)
-    stack.callback(connection.close)
     consumer = KafkaPythonConsumer(
         where.kafka_bootstrap, f"{settings.consumer_group}-projections", settings
     )
@@ -165,8 +163,15 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
     stack.callback(producer.close)
     projector = Projector(
-        "read-models", [Balances()], consumer, producer, AvroCodec(), connection, where.cluster_id
+        "read-models",
+        [Balances()],
+        consumer,
+        producer,
+        AvroCodec(),
+        where.database_url,
+        where.cluster_id,
     )
+    stack.callback(projector.close)
     consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, _log_revoked)
     return "projections", projector.run_once
 

@@ -56,7 +56,11 @@ def fixture_servers(ledger_home: Path) -> Iterator[Servers]:
     kafka_admin.ensure_topics(topic_specs(Settings(None, None)))
     kafka_admin.close()
     try:
-        yield Servers(make_conninfo(database_url, dbname=test_database), bootstrap)
+        yield Servers(
+            make_conninfo(database_url, dbname=test_database),
+            bootstrap,
+            home if "postgres" in started else None,
+        )
     finally:
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{test_database}" WITH (FORCE)')

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -27,6 +28,7 @@ class Servers:
 
     database_url: str
     kafka_bootstrap: str
+    embedded_home: Path | None = None  # where the embedded servers run, if the test started them
 
 
 @dataclass(frozen=True)

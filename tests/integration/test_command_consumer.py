@@ -217,3 +217,30 @@ class TestBadInput:
         ]
         assert [d.headers["dead_letter.source_offset"] for d in dead] == [b"0", b"1"]
         assert all(d.headers["dead_letter.source_topic"] == COMMANDS_TOPIC.encode() for d in dead)
+
+
+class TestFailedBatches:
+    """A batch that fails to save is read again: nothing is skipped."""
+
+    def test_a_batch_that_failed_is_processed_after_the_database_recovers(
+        self, servers: Servers, handler: Handler
+    ) -> None:
+        """With the events table briefly unusable, the command waits for it instead of being lost."""
+        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("warm-up"))])
+        handler.run_until(1)  # joined, and the tables exist
+        publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-g"))])
+        with psycopg.connect(servers.database_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE billing_events RENAME TO billing_events_away")
+            failures = 0
+            for _ in range(50):
+                try:
+                    handler.consumer.run_once(timeout_s=0.2)
+                except Exception:
+                    failures += 1
+                    break
+            admin.execute("ALTER TABLE billing_events_away RENAME TO billing_events")
+        assert failures == 1, "the batch never reached the database"
+        outcome = handler.run_until(2)[1]
+        assert outcome.delivery.command.account_id == "acc-g"
+        assert outcome.rejection is None
+        assert len(account_events(servers.database_url, "acc-g")) == 1

@@ -139,7 +139,13 @@ class TestProjector:
         consumer = KafkaPythonConsumer(servers.kafka_bootstrap, "test-projector", settings)
         connection = psycopg.connect(servers.database_url)
         projector = Projector(
-            "read-models", [Balances()], consumer, producer, CODEC, connection, "cluster-a"
+            "read-models",
+            [Balances()],
+            consumer,
+            producer,
+            CODEC,
+            servers.database_url,
+            "cluster-a",
         )
         consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, lambda _: None)
         try:
@@ -160,4 +166,5 @@ class TestProjector:
             assert partitions == (1,)
         finally:
             consumer.close()
+            projector.close()
             connection.close()

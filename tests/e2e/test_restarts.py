@@ -1,0 +1,74 @@
+"""The ledger rides out a PostgreSQL restart: it reconnects with backoff and loses nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from service import embedded
+from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
+from tests.helpers import Servers, command_message, open_account, publish, subscribe, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class TestPostgresRestart:
+    """Commands sent while PostgreSQL is down are processed once it is back."""
+
+    def test_commands_during_an_outage_are_processed_once(
+        self, servers: Servers, tmp_path: Path
+    ) -> None:
+        """Accounts opened before, during and after the outage all reach the read model once."""
+        if servers.embedded_home is None:
+            pytest.skip("needs the embedded PostgreSQL, which the test can restart")
+        ledger = start_ledger(
+            {
+                "LEDGER_DATABASE_URL": servers.database_url,
+                "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+            },
+            tmp_path / "ledger.log",
+        )
+        try:
+            before = [open_account("before"), subscribe("before")]
+            publish(
+                servers.kafka_bootstrap,
+                [
+                    command_message("OpenAccount", before[0]),
+                    command_message("Subscribe", before[1]),
+                ],
+            )
+            wait_for(
+                lambda: balances_row(servers.database_url, "before") == ("EUR", 999, 999, 1),
+                timeout_s=30,
+            )
+
+            embedded.down(servers.embedded_home, ["postgres"])
+            during = [f"during-{n}" for n in range(5)]
+            publish(
+                servers.kafka_bootstrap,
+                [command_message("OpenAccount", open_account(a)) for a in during]
+                + [command_message("Subscribe", subscribe(a)) for a in during],
+            )
+            time.sleep(3)  # the loops fail and back off meanwhile
+            embedded.up(servers.embedded_home)
+
+            publish(
+                servers.kafka_bootstrap,
+                [
+                    command_message("OpenAccount", open_account("after")),
+                    command_message("Subscribe", subscribe("after")),
+                ],
+            )
+            for account in [*during, "after"]:
+                wait_for(
+                    lambda a=account: balances_row(servers.database_url, a) == ("EUR", 999, 999, 1),
+                    timeout_s=60,
+                )
+            assert ledger.poll() is None, "the ledger exited during the outage"
+        finally:
+            exit_status = stop_ledger(ledger)
+        assert exit_status == 0
+        log = (tmp_path / "ledger.log").read_text()
+        assert "loop.failed" in log  # the outage was seen, and survived
