@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.avro import AvroCodec, AvroError
-from service import embedded, logs, runner, send
+from service import analytics, embedded, logs, runner, send
 from service.config import VARIABLES, ConfigError, Settings
 from service.kafka import KafkaPythonProducer
 
@@ -29,7 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         logs.configure(settings.log_level)
         return int(args.action(args, settings, codec))
-    except (ConfigError, embedded.EmbeddedError, send.SendError, AvroError) as error:
+    except (
+        ConfigError,
+        embedded.EmbeddedError,
+        send.SendError,
+        AvroError,
+        analytics.AnalyticsError,
+    ) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
 
@@ -42,7 +49,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send,db}")
 
     run = verbs.add_parser(
         "run",
@@ -79,7 +86,37 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     types = sender.add_subparsers(dest="command_type", metavar="COMMAND")
     for command_type in send.command_names(codec):
         add_command_parser(types, codec, command_type)
+    add_db_parser(verbs)
     return parser
+
+
+def add_db_parser(verbs: Any) -> None:
+    """`ledger db grant-analytics`: database administration."""
+    database = verbs.add_parser(
+        "db",
+        help="administer the ledger's PostgreSQL database",
+        description="Administer the ledger's database (LEDGER_DATABASE_URL, or the running "
+        "embedded server), as the ledger's database user.",
+    )
+    operations = database.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    grant = operations.add_parser(
+        "grant-analytics",
+        help="let a read-only role read the read models, and nothing of the event store",
+        description="Create the role if missing (LOGIN NOINHERIT), grant it CONNECT on the "
+        "database, USAGE on the schema, SELECT on the read models ("
+        + ", ".join(analytics.READ_MODEL_TABLES)
+        + ") and on the tables the ledger creates later; revoke everything on "
+        + ", ".join(analytics.PROTECTED_TABLES)
+        + ". Start the ledger once before, so that its tables exist. Safe to run again.",
+    )
+    grant.add_argument("--role", required=True, help="name of the analytics role")
+    grant.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="set the role's password from environment variable VAR (never from the command "
+        "line, which other users can see); unset: the password is left as it is",
+    )
+    grant.set_defaults(action=do_grant_analytics)
 
 
 def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
@@ -122,6 +159,20 @@ def do_run(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> in
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     runner.run(settings, stop)
+    return 0
+
+
+def do_grant_analytics(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger db grant-analytics`."""
+    password = None
+    if args.password_env is not None:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise analytics.AnalyticsError(
+                f"--password-env {args.password_env}: that variable is unset or empty"
+            )
+    grant = analytics.grant_analytics(_database_url(settings), args.role, password)
+    print(grant.describe())
     return 0
 
 
@@ -222,6 +273,18 @@ def _bootstrap(settings: Settings) -> str:
             "with `ledger infra up` (or `ledger run`)"
         )
     return status.kafka.address
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    status = embedded.status(embedded.ledger_home())
+    if not status.postgres.running or not status.postgres.address:
+        raise analytics.AnalyticsError(
+            "no database: set LEDGER_DATABASE_URL, or start the embedded PostgreSQL "
+            "with `ledger infra up` (or `ledger run`)"
+        )
+    return status.postgres.address
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from service.logs import mask_secrets
 
 COMMANDS_TOPIC = "billing.commands"
 RESULTS_TOPIC = "billing.command-results"
@@ -13,7 +16,8 @@ DEAD_LETTER_TOPIC = "billing.dead-letter"
 
 # Every variable the ledger reads, with its meaning; README.md's configuration table matches it.
 VARIABLES: dict[str, str] = {
-    "LEDGER_DATABASE_URL": "PostgreSQL URI. Unset: an embedded server is started under LEDGER_HOME.",
+    "LEDGER_DATABASE_URL": "PostgreSQL URI; its TLS parameters (?sslmode=verify-full&sslrootcert=...) "
+    "apply to every connection. Unset: an embedded server is started under LEDGER_HOME.",
     "LEDGER_KAFKA_BOOTSTRAP": "Kafka bootstrap servers, host:port[,host:port]. Unset: an "
     "embedded broker is started on a free loopback port.",
     "LEDGER_HOME": "Folder of the embedded servers' data, logs and state (default ~/.billing-ledger).",
@@ -28,8 +32,18 @@ VARIABLES: dict[str, str] = {
     "LEDGER_KAFKA_SASL_MECHANISM": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with SASL_* protocols.",
     "LEDGER_KAFKA_SASL_USERNAME": "SASL user name.",
     "LEDGER_KAFKA_SASL_PASSWORD": "SASL password (never logged).",
-    "LEDGER_KAFKA_SSL_CAFILE": "CA bundle that signs the brokers' certificates.",
+    "LEDGER_KAFKA_SSL_CAFILE": "CA bundle (PEM) that signs the brokers' certificates, with SSL "
+    "and SASL_SSL (default: the system's CAs).",
+    "LEDGER_KAFKA_SSL_CERTFILE": "Client certificate (PEM) for brokers that authenticate clients "
+    "by certificate, with SSL and SASL_SSL; may hold the private key too.",
+    "LEDGER_KAFKA_SSL_KEYFILE": "Private key (PEM, unencrypted) of LEDGER_KAFKA_SSL_CERTFILE, when "
+    "that file does not hold it.",
 }
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# The SASL mechanisms that authenticate with a user name and a password (kafka-python's
+# sasl_plain_username / sasl_plain_password serve all three).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,36 @@ class KafkaSecurity:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether the clients authenticate with SASL."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connections to the brokers are encrypted."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        """Read the LEDGER_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_* variables; refuse a
+        combination the clients would reject, or silently ignore, at connection time."""
+        security = cls(
+            security_protocol=(env.get("LEDGER_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
+            sasl_mechanism=(env.get("LEDGER_KAFKA_SASL_MECHANISM") or "").upper() or None,
+            sasl_username=env.get("LEDGER_KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("LEDGER_KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("LEDGER_KAFKA_SSL_CAFILE") or None,
+            ssl_certfile=env.get("LEDGER_KAFKA_SSL_CERTFILE") or None,
+            ssl_keyfile=env.get("LEDGER_KAFKA_SSL_KEYFILE") or None,
+        )
+        _check_protocol(security)
+        _check_sasl(security)
+        _check_tls_files(security)
+        return security
 
 
 PLAINTEXT = KafkaSecurity()
@@ -73,14 +117,13 @@ class Settings:
             batch_size=_positive(env, "LEDGER_BATCH_SIZE", 500),
             session_timeout_ms=_positive(env, "LEDGER_SESSION_TIMEOUT_MS", 6000),
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),
-            kafka_security=KafkaSecurity(
-                security_protocol=env.get("LEDGER_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
-                sasl_mechanism=env.get("LEDGER_KAFKA_SASL_MECHANISM") or None,
-                sasl_username=env.get("LEDGER_KAFKA_SASL_USERNAME") or None,
-                sasl_password=env.get("LEDGER_KAFKA_SASL_PASSWORD") or None,
-                ssl_cafile=env.get("LEDGER_KAFKA_SSL_CAFILE") or None,
-            ),
+            kafka_security=KafkaSecurity.from_env(env),
         )
+
+    def __repr__(self) -> str:
+        # The database URL may carry a password; KafkaSecurity leaves its password out.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return mask_secrets(f"Settings({shown})")
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
@@ -94,6 +137,81 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _check_protocol(security: KafkaSecurity) -> None:
+    if security.security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"LEDGER_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+            f"got {security.security_protocol!r}"
+        )
+
+
+def _check_sasl(security: KafkaSecurity) -> None:
+    protocol = security.security_protocol
+    given = [
+        name
+        for name, value in (
+            ("LEDGER_KAFKA_SASL_MECHANISM", security.sasl_mechanism),
+            ("LEDGER_KAFKA_SASL_USERNAME", security.sasl_username),
+            ("LEDGER_KAFKA_SASL_PASSWORD", security.sasl_password),
+        )
+        if value
+    ]
+    if not security.uses_sasl:
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} set, but LEDGER_KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                "use SASL: set it to SASL_SSL (or SASL_PLAINTEXT), or unset the SASL variables"
+            )
+        return
+    if security.sasl_mechanism is None:
+        raise ConfigError(
+            f"LEDGER_KAFKA_SECURITY_PROTOCOL={protocol} needs LEDGER_KAFKA_SASL_MECHANISM "
+            f"({', '.join(SASL_MECHANISMS)})"
+        )
+    if security.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"LEDGER_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+            f"got {security.sasl_mechanism!r}"
+        )
+    missing = [
+        name
+        for name, value in (
+            ("LEDGER_KAFKA_SASL_USERNAME", security.sasl_username),
+            ("LEDGER_KAFKA_SASL_PASSWORD", security.sasl_password),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"LEDGER_KAFKA_SASL_MECHANISM={security.sasl_mechanism} needs {' and '.join(missing)}"
+        )
+
+
+def _check_tls_files(security: KafkaSecurity) -> None:
+    files = [
+        (name, value)
+        for name, value in (
+            ("LEDGER_KAFKA_SSL_CAFILE", security.ssl_cafile),
+            ("LEDGER_KAFKA_SSL_CERTFILE", security.ssl_certfile),
+            ("LEDGER_KAFKA_SSL_KEYFILE", security.ssl_keyfile),
+        )
+        if value
+    ]
+    if files and not security.uses_tls:
+        raise ConfigError(
+            f"{', '.join(name for name, _ in files)} set, but LEDGER_KAFKA_SECURITY_PROTOCOL="
+            f"{security.security_protocol} does not use TLS: set it to SSL (or SASL_SSL), or "
+            "unset the SSL variables"
+        )
+    for name, value in files:
+        if not Path(value).is_file():
+            raise ConfigError(f"{name} names {value}, which does not exist or is not a file")
+    if security.ssl_keyfile and not security.ssl_certfile:
+        raise ConfigError(
+            "LEDGER_KAFKA_SSL_KEYFILE needs LEDGER_KAFKA_SSL_CERTFILE, the certificate of that key"
+        )
 
 
 class ConfigError(ValueError):

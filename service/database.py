@@ -1,4 +1,9 @@
-"""PostgreSQL: connections, the event store's configuration, and the recorder that stores Kafka positions."""
+"""PostgreSQL: connections, the event store's configuration, and the recorder that stores Kafka positions.
+
+Every connection the ledger opens takes its parameters from LEDGER_DATABASE_URL alone,
+TLS ones (sslmode, sslrootcert, sslcert, sslkey, ...) included: the plain connections get the
+URL itself, the event store's pool gets them through `LedgerPostgresFactory`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,18 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresProcessRecorder
-from eventsourcing.utils import retry
-from psycopg.conninfo import conninfo_to_dict
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from eventsourcing.utils import Environment, EnvType, retry
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 RECORDER_TOPIC = "service.database:PositionsProcessRecorder"
+FACTORY_TOPIC = "service.database:LedgerPostgresFactory"
+# The event store's setting that carries the URL's other libpq parameters to its pool.
+EXTRA_CONNINFO = "POSTGRES_EXTRA_CONNINFO"
+# The parameters the eventsourcing library takes from its own POSTGRES_* settings.
+_LIBRARY_PARAMETERS = ("dbname", "host", "port", "user", "password")
 
 
 class PositionsProcessRecorder(PostgresProcessRecorder):
@@ -70,17 +80,40 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
 
 
+class LedgerPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL factory, whose pool also gets the URL's other libpq parameters.
+
+    The library builds its connections from host, port, user, password and dbname only; the
+    TLS parameters of LEDGER_DATABASE_URL (sslmode, sslrootcert, sslcert, sslkey, ...) would be
+    dropped. They arrive here as one connection string, and are added to the pool's connection
+    arguments before the pool opens: nothing is written to the process environment, so no
+    other connection or child process is affected.
+    """
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        extra = conninfo_to_dict(self.env.get(EXTRA_CONNINFO) or "")
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # the library hands its pool a plain dict
+        for name, value in extra.items():
+            kwargs.setdefault(name, value)
+
+
 def event_store_env(database_url: str) -> dict[str, str]:
     """The eventsourcing library's settings for the database at `database_url`."""
     params = conninfo_to_dict(database_url)
+    extra = {k: v for k, v in params.items() if k not in _LIBRARY_PARAMETERS}
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": FACTORY_TOPIC,
         "PROCESS_RECORDER_TOPIC": RECORDER_TOPIC,
         "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(params.get("host") or "localhost"),
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        # Always set, even empty: the library also reads the process environment, and only
+        # the URL should decide how the ledger connects.
+        EXTRA_CONNINFO: make_conninfo("", **extra),
         # Kept off: the db-functions path takes no table lock, and the relay tails the
         # notification log, which is safe only while ids are issued in commit order.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
@@ -94,7 +127,7 @@ def event_store_env(database_url: str) -> dict[str, str]:
 
 
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-    """A new connection to the database at `database_url`."""
+    """A new connection to the database at `database_url`, with every parameter of the URL."""
     return psycopg.connect(database_url, autocommit=autocommit, connect_timeout=10)
 
 
@@ -133,7 +166,8 @@ class Reconnecting:
 
 
 def redact(database_url: str) -> str:
-    """The URL with its password hidden, fit for logs."""
+    """The URL with its password hidden, fit for logs; it keeps sslmode, which says whether TLS is on."""
     params = conninfo_to_dict(database_url)
     host = params.get("host") or "localhost"
-    return f"postgresql://{params.get('user') or ''}@{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
+    redacted = f"postgresql://{params.get('user') or ''}@{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
+    return redacted + (f"?sslmode={params['sslmode']}" if params.get("sslmode") else "")

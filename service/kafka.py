@@ -88,17 +88,26 @@ class Admin(Protocol):
 
 
 def client_options(bootstrap: str, security: KafkaSecurity) -> dict[str, Any]:
-    """kafka-python options shared by every client: servers, authentication, encryption."""
+    """kafka-python options shared by every client: servers, authentication, encryption.
+
+    The names are kafka-python 3.0's: its sasl_plain_* options carry the credentials of the
+    SCRAM mechanisms too.
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap.split(","),
         "security_protocol": security.security_protocol,
     }
-    if security.sasl_mechanism:
+    if security.uses_sasl:
         options["sasl_mechanism"] = security.sasl_mechanism
         options["sasl_plain_username"] = security.sasl_username
         options["sasl_plain_password"] = security.sasl_password
-    if security.ssl_cafile:
-        options["ssl_cafile"] = security.ssl_cafile
+    if security.uses_tls:
+        tls_files = {
+            "ssl_cafile": security.ssl_cafile,
+            "ssl_certfile": security.ssl_certfile,
+            "ssl_keyfile": security.ssl_keyfile,
+        }
+        options.update({name: path for name, path in tls_files.items() if path})
     return options
 
 

@@ -1,11 +1,14 @@
-"""Structured JSON logs on stderr, with the message context bound at the edges."""
+"""Structured JSON logs on stderr, with the message context bound at the edges and secrets masked."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -13,6 +16,74 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+MASK = "***"
+SECRET_KEY_PARTS = ("password", "secret", "token")
+
+# user:password@ in a URL (postgresql://ledger:s3cret@db/ledger). libpq ends the user
+# information at the first "/" or "@", so a password never holds either.
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/@]+@", re.IGNORECASE)
+# password=..., sslpassword='...', "sasl_plain_password": "...", token: ... in free text,
+# e.g. a libpq connection string or the repr of a mapping inside an error message.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<head>[\w-]*(?:password|secret|token)[\w-]*['\"]?\s*[:=]\s*)"
+    r"(?P<value>'[^']*'|\"[^\"]*\"|[^\s&,;)}\]]+)",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with URL passwords and `password=...`-style assignments replaced by ***."""
+    text = _URL_CREDENTIALS.sub(rf"\g<head>:{MASK}@", text)
+    return _SECRET_ASSIGNMENT.sub(_mask_assignment, text)
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote = value[0] if value[0] in "'\"" else ""
+    return f"{match['head']}{quote}{MASK}{quote}"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a log key names a secret: it contains password, secret or token."""
+    lowered = key.lower()
+    return any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask the values of secret keys and the secrets inside strings.
+
+    Runs after `format_exc_info`, so tracebacks are masked too.
+    """
+    return {key: _redacted(key, value) for key, value in event_dict.items()}
+
+
+def _redacted(key: str, value: Any) -> Any:
+    if value is not None and is_secret_key(key):
+        return MASK
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {k: _redacted(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redacted("", item) for item in value)
+    return value
+
+
+class MaskSecrets(logging.Filter):
+    """Masks secrets in the records of libraries that log through the standard logging module."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a malformed call: let the handler report it as logging does
+        record.msg, record.args = mask_secrets(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text)
+        return True
 
 
 def configure(level: str = "info") -> None:
@@ -23,6 +94,7 @@ def configure(level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_secrets,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
@@ -31,3 +103,6 @@ def configure(level: str = "info") -> None:
     )
     # Libraries log through the standard logging module: keep their warnings, drop their chatter.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
+            handler.addFilter(MaskSecrets())
