@@ -2,14 +2,17 @@
 
 Positions live in PostgreSQL, keyed by Kafka cluster, topic and partition, and are stored
 with the events a batch produced. On assignment the consumer seeks to them, never to
-offsets committed to Kafka. Undecodable messages go to the dead-letter topic before the
-batch's positions are stored, so nothing is skipped silently.
+offsets committed to Kafka. Messages that cannot become commands (oversized, undecodable,
+not a command) go to the dead-letter topic before the batch's positions are stored, so
+nothing is skipped silently. `handle_batch` is the part in memory, callable without Kafka.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -21,9 +24,15 @@ from commands.messages import command_from_record, command_type_of, content_dige
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source
-from service.kafka import Consumer, Message, Outgoing, Partition, Producer
+from service.faults import crash_point
+from service.kafka import Consumer, Headers, Message, Outgoing, Partition, Producer
 
 logger = structlog.get_logger(__name__)
+
+# The largest command value the ledger decodes. Commands take a few hundred bytes; a larger
+# value is a sender's mistake, dead-lettered `oversized` before any decoding work is spent
+# on it. The dead letter keeps the bytes whole (the producer allows 4 MiB).
+MAX_COMMAND_BYTES: Final = 64 * 1024
 
 
 class CommandConsumer:
@@ -91,27 +100,15 @@ class CommandConsumer:
 
     def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)
-        deliveries, dead = self._decode(fresh)
-        poisoned: frozenset[str] = frozenset()
-        while True:
-            work = UnitOfWork(self.ledger)
-            try:
-                outcomes = process(work, deliveries, poisoned)
-                break
-            except HandlerFailed as failure:  # a bug must not stop the partition: reject, go on
-                poisoned = poisoned | {failure.command_id}
-                logger.error(
-                    "commands.handler.failed",
-                    command_id=failure.command_id,
-                    error="".join(traceback.format_exception(failure)),
-                )
-        if dead:
-            self.producer.produce_batch(dead)
+        handled = handle_batch(self.ledger, self.codec, fresh)
+        if handled.dead_letters:
+            self.producer.produce_batch(handled.dead_letters)
         positions = self._positions(messages)
-        self.ledger.save(*work.changed, positions=positions)
-        for outcome in outcomes:
+        self.ledger.save(*handled.work.changed, positions=positions)
+        crash_point("commands.after_save")
+        for outcome in handled.outcomes:
             _log_outcome(outcome)
-        return outcomes
+        return handled.outcomes
 
     def _not_yet_stored(self, messages: list[Message]) -> list[Message]:
         stored = {p: self.stored_offset(p) for p in {(m.topic, m.partition) for m in messages}}
@@ -119,34 +116,78 @@ class CommandConsumer:
             m for m in messages if (s := stored[(m.topic, m.partition)]) is None or m.offset > s
         ]
 
-    def _decode(self, messages: list[Message]) -> tuple[list[Delivery], list[Outgoing]]:
-        deliveries: list[Delivery] = []
-        dead: list[Outgoing] = []
-        for message in messages:
-            try:
-                deliveries.append(self._delivery(message))
-            except AvroError as error:
-                dead.append(dead_letter(message, error.code, str(error)))
-        return deliveries, dead
-
-    def _delivery(self, message: Message) -> Delivery:
-        decoded = self.codec.decode(message.value or b"")
-        command_type = command_type_of(decoded.schema_name)
-        if command_type is None:
-            raise NotACommand(f"{decoded.schema_name} is not a command schema")
-        return Delivery(
-            command=command_from_record(command_type, decoded.record),
-            command_type=command_type,
-            content_digest=content_digest(command_type, decoded.record),
-            source=Source(message.topic, message.partition, message.offset),
-        )
-
     def _positions(self, messages: list[Message]) -> list[Tracking]:
         last: dict[Partition, int] = {}
         for message in messages:
             key = (message.topic, message.partition)
             last[key] = max(last.get(key, -1), message.offset)
         return [Tracking(self.position_name(p), offset) for p, offset in sorted(last.items())]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """A batch of command messages handled in memory: what to save, answer and dead-letter."""
+
+    work: UnitOfWork
+    outcomes: list[Outcome]
+    dead_letters: list[Outgoing]
+
+
+def handle_batch(ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Message]) -> Handled:
+    """Decode `messages` and process their commands, changing aggregates in memory only.
+
+    Nothing is saved or sent: the caller produces the dead letters and saves `work.changed`.
+    A command whose handling failed (a bug) is rejected `internal_error`, and the batch runs
+    again on a fresh unit of work, so one bad command never stops the partition.
+    """
+    deliveries, dead = _decode(codec, messages)
+    poisoned: frozenset[str] = frozenset()
+    while True:
+        work = UnitOfWork(ledger)
+        try:
+            return Handled(work, process(work, deliveries, poisoned), dead)
+        except HandlerFailed as failure:  # a bug must not stop the partition: reject, go on
+            poisoned = poisoned | {failure.command_id}
+            logger.error(
+                "commands.handler.failed",
+                command_id=failure.command_id,
+                error="".join(traceback.format_exception(failure)),
+            )
+
+
+def _decode(codec: AvroCodec, messages: Sequence[Message]) -> tuple[list[Delivery], list[Outgoing]]:
+    deliveries: list[Delivery] = []
+    dead: list[Outgoing] = []
+    for message in messages:
+        try:
+            deliveries.append(_delivery(codec, message))
+        except AvroError as error:
+            dead.append(dead_letter(message, error.code, str(error)))
+        except Undeliverable as error:
+            dead.append(dead_letter(message, error.code, str(error), error.headers))
+    return deliveries, dead
+
+
+def _delivery(codec: AvroCodec, message: Message) -> Delivery:
+    value = message.value or b""
+    if len(value) > MAX_COMMAND_BYTES:
+        raise Oversized(len(value))
+    decoded = codec.decode(value)
+    command_type = command_type_of(decoded.schema_name)
+    if command_type is None:
+        raise NotACommand(f"{decoded.schema_name} is not a command schema")
+    try:
+        command = command_from_record(command_type, decoded.record)
+        digest = content_digest(command_type, decoded.record)
+    except Exception as error:  # the record fits its schema, not the command: never crash-loop
+        raise InvalidCommand(decoded.schema_name, error) from error
+    return Delivery(
+        command=command,
+        command_type=command_type,
+        content_digest=digest,
+        source=Source(message.topic, message.partition, message.offset),
+        key=message.key,
+    )
 
 
 def _log_outcome(outcome: Outcome) -> None:
@@ -177,7 +218,45 @@ def _log_outcome(outcome: Outcome) -> None:
             )
 
 
-class NotACommand(AvroError):
+class Undeliverable(Exception):
+    """A message that cannot become a command delivery; it is dead-lettered with `code`."""
+
+    code: ClassVar[str] = "undeliverable"
+    headers: Headers = ()
+
+
+class Oversized(Undeliverable):
+    """A command message larger than MAX_COMMAND_BYTES; it was not decoded."""
+
+    code = "oversized"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the message is {size} bytes, more than the {MAX_COMMAND_BYTES} bytes a command "
+            "may take; it was not decoded"
+        )
+        self.headers = (
+            ("dead_letter.size_bytes", str(size).encode()),
+            ("dead_letter.max_bytes", str(MAX_COMMAND_BYTES).encode()),
+        )
+
+
+class NotACommand(Undeliverable):
     """A well-formed Avro message whose schema is not a command's."""
 
     code = "not_a_command"
+
+
+class InvalidCommand(Undeliverable):
+    """A record that fits its command schema but not the command the ledger maps it to.
+
+    A symbol or field the schema has and the code lacks, say: a newer schema than the code.
+    """
+
+    code = "invalid_command"
+
+    def __init__(self, schema_name: str, error: Exception) -> None:
+        super().__init__(
+            f"the {schema_name} record fits its schema but is not a command the ledger can "
+            f"read: {type(error).__name__}: {error}"
+        )

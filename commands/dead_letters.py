@@ -5,15 +5,18 @@ from __future__ import annotations
 import structlog
 
 from service.config import DEAD_LETTER_TOPIC
-from service.kafka import Message, Outgoing
+from service.kafka import Headers, Message, Outgoing
 
 logger = structlog.get_logger(__name__)
 MAX_DETAIL_BYTES = 2000
 
 
-def dead_letter(message: Message, reason: str, detail: str) -> Outgoing:
+def dead_letter(
+    message: Message, reason: str, detail: str, extra_headers: Headers = ()
+) -> Outgoing:
     """The dead letter of `message`: its original key, bytes and headers, plus error headers.
 
+    `extra_headers` add facts about the reason (e.g. a size and its limit) after the others.
     Logs a warning naming the message's topic, partition and offset, and the reason.
     """
     logger.warning(
@@ -31,5 +34,6 @@ def dead_letter(message: Message, reason: str, detail: str) -> Outgoing:
         ("dead_letter.source_topic", message.topic.encode()),
         ("dead_letter.source_partition", str(message.partition).encode()),
         ("dead_letter.source_offset", str(message.offset).encode()),
+        *extra_headers,
     )
     return Outgoing(DEAD_LETTER_TOPIC, message.key, message.value or b"", headers)

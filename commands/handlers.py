@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import structlog
 from eventsourcing.persistence import PersistenceError
 
-from commands.messages import Command, OpenAccount, Subscribe, command_id_problem
+from commands.messages import (
+    Command,
+    OpenAccount,
+    Subscribe,
+    command_id_problem,
+    issued_at_problem,
+    key_problem,
+    text_problem,
+)
 from commands.unit_of_work import UnitOfWork
-from ledger.account import Account, AccountAlreadyOpen
+from ledger.account import Account, AccountAlreadyOpen, OutOfRange
 from ledger.errors import RuleViolation
 from ledger.receipts import CommandReceipt, Rejection, Source
 
@@ -52,14 +61,28 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
 }
 
 
+class Keyed(Enum):
+    """How a delivery built in code (tests, tools), not read from Kafka, counts as keyed."""
+
+    BY_ACCOUNT_ID = "by_account_id"
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """One decoded command and where it was read from."""
+    """One decoded command, where it was read from and the Kafka key it came with."""
 
     command: Command
     command_type: str
     content_digest: str
     source: Source
+    key: bytes | Keyed | None = Keyed.BY_ACCOUNT_ID
+
+    @property
+    def kafka_key(self) -> bytes | None:
+        """The message key: None if the message had none; the account id by default."""
+        if self.key is Keyed.BY_ACCOUNT_ID:
+            return self.command.account_id.encode()
+        return self.key
 
 
 @dataclass(frozen=True)
@@ -112,9 +135,7 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
         return _record(work, delivery, (), rejection)
     mark = work.mark()
     try:
-        problem = command_id_problem(command.command_id)
-        if problem:
-            raise InvalidCommandId(problem, field="command_id")
+        _check_envelope(delivery)
         HANDLERS[type(command)](command, work)
     except RuleViolation as violation:
         if work.events_since(mark):
@@ -126,6 +147,20 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
     except Exception as failure:
         raise HandlerFailed(command.command_id, repr(failure)) from failure
     return _record(work, delivery, work.event_ids_since(mark), None)
+
+
+def _check_envelope(delivery: Delivery) -> None:
+    """Reject what is wrong with how the command was sent, before the domain sees it."""
+    command = delivery.command
+    if problem := command_id_problem(command.command_id):
+        raise InvalidCommandId(problem, field="command_id")
+    if problem := key_problem(delivery.kafka_key, command.account_id):
+        raise KeyMismatch(problem, field="account_id")
+    if problem := issued_at_problem(command.issued_at):
+        raise OutOfRange(problem, field="issued_at")
+    if found := text_problem(command):
+        field, problem = found
+        raise InvalidText(problem, field=field)
 
 
 def _record(
@@ -164,3 +199,15 @@ class InvalidCommandId(RuleViolation):
     """The command_id is not a UUID string."""
 
     code = "invalid_command_id"
+
+
+class KeyMismatch(RuleViolation):
+    """The Kafka message key is missing or is not the command's account_id."""
+
+    code = "key_mismatch"
+
+
+class InvalidText(RuleViolation):
+    """A text field holds a character the ledger's stores cannot keep (NUL)."""
+
+    code = "invalid_text"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +14,11 @@ from ledger.account import CancellationPolicy, Contact, Terms
 from ledger.calendar import IntervalUnit
 
 COMMAND_NAMESPACE = "billing.commands"
+# The business times the ledger bills from. Billing periods reach up to 1000 years past a
+# command (interval_count 1000 YEAR) and Python's dates end with the year 9999.
+EARLIEST_ISSUED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_ISSUED_AT = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_QUOTED_KEY_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,62 @@ def command_id_problem(command_id: str) -> str | None:
     if canonical != command_id:
         return f"command_id must be a UUID in canonical form ({canonical!r}), got {command_id!r}"
     return None
+
+
+def issued_at_problem(issued_at: datetime) -> str | None:
+    """Why `issued_at` is not a business time the ledger can bill from, or None if it is."""
+    if EARLIEST_ISSUED_AT <= issued_at < LATEST_ISSUED_AT:
+        return None
+    return (
+        f"issued_at must be from {EARLIEST_ISSUED_AT:%Y-%m-%d} and before "
+        f"{LATEST_ISSUED_AT:%Y-%m-%d}, got {issued_at.isoformat()}"
+    )
+
+
+def key_problem(key: bytes | None, account_id: str) -> str | None:
+    """Why `key` is not the Kafka key of a command for `account_id`, or None if it is.
+
+    Kafka keeps order per partition and picks the partition from the key: a command keyed
+    otherwise could overtake, or be overtaken by, the account's other commands.
+    """
+    if key == account_id.encode():
+        return None
+    found = "the message had no key" if key is None else f"the key was {_quoted(key)}"
+    return (
+        f"the message key must be the account_id {account_id!r}, so that one account's "
+        f"commands stay in order; {found}. Send the command again keyed by its account_id, "
+        "with a new command_id"
+    )
+
+
+def text_problem(command: Command) -> tuple[str, str] | None:
+    """The field of `command` whose text holds a NUL character, and why that is a problem.
+
+    PostgreSQL text cannot hold NUL: a command carrying one could be stored as events but
+    never shown in a read model, so it is rejected before it is accepted.
+    """
+    field = _field_with_nul(command, "")
+    if field is None:
+        return None
+    return field, f"{field} must not contain NUL (U+0000), which PostgreSQL text cannot hold"
+
+
+def _field_with_nul(value: object, field: str) -> str | None:
+    if isinstance(value, str):
+        return field if "\x00" in value else None
+    if isinstance(value, tuple):  # e.g. contacts: blame the list, the field the sender wrote
+        return field if any(_field_with_nul(item, field) for item in value) else None
+    if is_dataclass(value):  # the command, or its terms, whose fields are the record's own
+        found = (_field_with_nul(getattr(value, f.name), f.name) for f in fields(value))
+        return next((name for name in found if name), None)
+    return None
+
+
+def _quoted(key: bytes) -> str:
+    try:
+        quoted = repr(key.decode())
+    except UnicodeDecodeError:
+        quoted = repr(key)
+    if len(quoted) > MAX_QUOTED_KEY_CHARS:
+        return f"{quoted[:MAX_QUOTED_KEY_CHARS]}... ({len(key)} bytes)"
+    return quoted
