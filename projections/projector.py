@@ -15,6 +15,7 @@ import structlog
 from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
 from service.database import Reconnecting
+from service.faults import crash_point
 from service.kafka import Consumer, Message, Outgoing, Partition, Producer
 
 logger = structlog.get_logger(__name__)
@@ -94,6 +95,12 @@ class Projector:
         for partition in partitions:
             stored = self.stored_offset(partition)
             self.consumer.seek(partition, 0 if stored is None else stored + 1)
+            logger.info(
+                "projector.partition.resumed",
+                topic=partition[0],
+                partition=partition[1],
+                stored_offset=stored,
+            )
 
     def run_once(self, timeout_s: float = 0.5) -> int:
         """Apply one polled batch; answer how many events it held.
@@ -125,6 +132,8 @@ class Projector:
                 event_type = decoded.schema_name.rpartition(".")[2]
                 for projection in self.projections:
                     projection.apply(cursor, event_type, decoded.record)
+                if message is messages[len(messages) // 2]:
+                    crash_point("projector.mid_batch")
             if dead:
                 self.producer.produce_batch(dead)
             self._store_positions(cursor, messages)

@@ -17,6 +17,7 @@ from commands.avro import AvroCodec
 from ledger.application import BillingLedger
 from service.database import Reconnecting
 from service.event_records import outgoing
+from service.faults import crash_point
 from service.kafka import Producer
 
 logger = structlog.get_logger(__name__)
@@ -70,6 +71,7 @@ class EventRelay:
             outgoing(self.ledger.mapper.to_domain_event(n), n.id, self.codec) for n in notifications
         ]
         self.producer.produce_batch(messages)
+        crash_point("relay.after_produce")
         last = notifications[-1].id
         self._store(last)
         logger.debug("relay.published", count=len(messages), notification_id=last)
