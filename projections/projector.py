@@ -20,6 +20,7 @@ from service.kafka import Consumer, Message, Outgoing, Partition, Producer
 
 logger = structlog.get_logger(__name__)
 
+SCHEMA_LOCK_KEY = 0x6C65646765720002  # "ledger" + 2: one projector creates the tables at a time
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_positions (
     cluster_id text NOT NULL,
@@ -67,6 +68,8 @@ class Projector:
 
     def _create_tables(self, connection: psycopg.Connection[Any]) -> None:
         with connection.transaction():
+            # Workers starting together would race on CREATE TABLE IF NOT EXISTS.
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             connection.execute(POSITIONS_SCHEMA)
             for projection in self.projections:
                 connection.execute(projection.schema)

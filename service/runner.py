@@ -23,7 +23,7 @@ from service.config import (
     RESULTS_TOPIC,
     Settings,
 )
-from service.database import event_store_env, redact
+from service.database import connect, event_store_env, redact
 from service.kafka import (
     KafkaPythonAdmin,
     KafkaPythonConsumer,
@@ -34,6 +34,7 @@ from service.relay import EventRelay
 
 logger = structlog.get_logger(__name__)
 IDLE_SLEEP_S = 0.05
+CLUSTER_CHECK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class Endpoints:
 
 
 @contextmanager
-def endpoints(settings: Settings) -> Iterator[Endpoints]:
-    """The configured servers, starting embedded ones for what is not configured.
+def servers(settings: Settings) -> Iterator[tuple[str, str]]:
+    """(database URL, Kafka bootstrap) as configured, starting embedded servers for what is not.
 
     Embedded servers this call started are stopped again on exit.
     """
@@ -62,23 +63,25 @@ def endpoints(settings: Settings) -> Iterator[Endpoints]:
         logger.info("embedded.up", home=str(home), started=sorted(started))
     assert database_url and bootstrap
     try:
-        admin = KafkaPythonAdmin(bootstrap, settings.kafka_security)
-        try:
-            admin.ensure_topics(topic_specs(settings))
-            cluster_id = admin.cluster_id()
-        finally:
-            admin.close()
-        logger.info(
-            "ledger.connected",
-            database=redact(database_url),
-            kafka=bootstrap,
-            cluster_id=cluster_id,
-        )
-        yield Endpoints(database_url, bootstrap, cluster_id)
+        yield database_url, bootstrap
     finally:
         if home is not None and started:
             embedded.down(home, started)
             logger.info("embedded.down", stopped=sorted(started))
+
+
+def connect_kafka(settings: Settings, database_url: str, bootstrap: str) -> Endpoints:
+    """Create the topics the ledger needs on the broker, and learn its cluster id."""
+    admin = KafkaPythonAdmin(bootstrap, settings.kafka_security)
+    try:
+        admin.ensure_topics(topic_specs(settings))
+        cluster_id = admin.cluster_id()
+    finally:
+        admin.close()
+    logger.info(
+        "ledger.connected", database=redact(database_url), kafka=bootstrap, cluster_id=cluster_id
+    )
+    return Endpoints(database_url, bootstrap, cluster_id)
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -95,15 +98,35 @@ def open_ledger(database_url: str) -> BillingLedger:
 
 
 def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
-    """Run the three loops until `stop` is set; each finishes its batch in flight first."""
-    with endpoints(settings) as where, ExitStack() as stack:
+    """Run the three loops until `stop` is set; each finishes its batch in flight first.
+
+    If the broker turns out to be another cluster (the embedded broker restarted, losing its
+    topics), the loops are stopped, the loss is reported, and they start again on the new
+    cluster: the relay republishes the event history there.
+    """
+    with servers(settings) as (database_url, bootstrap):
+        while not stop.is_set():
+            where = connect_kafka(settings, database_url, bootstrap)
+            replacement = run_on_cluster(settings, where, stop, ready)
+            if replacement is not None:
+                report_replaced_cluster(where, replacement)
+    logger.info("ledger.stopped")
+
+
+def run_on_cluster(
+    settings: Settings, where: Endpoints, stop: threading.Event, ready: threading.Event | None
+) -> str | None:
+    """Run the loops until `stop` is set (answers None) or the cluster id changes (answers it)."""
+    halt = threading.Event()
+    replacement = None
+    with ExitStack() as stack:
         loops = [
             command_loop(settings, where, stack),
             relay_loop(settings, where, stack),
             projector_loop(settings, where, stack),
         ]
         threads = [
-            threading.Thread(target=_repeat, args=(name, step, stop), name=name, daemon=True)
+            threading.Thread(target=_repeat, args=(name, step, halt), name=name, daemon=True)
             for name, step in loops
         ]
         for thread in threads:
@@ -111,11 +134,44 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
         logger.info("ledger.running", loops=[name for name, _ in loops])
         if ready is not None:
             ready.set()
-        stop.wait()
-        logger.info("ledger.stopping")
+        admin = KafkaPythonAdmin(where.kafka_bootstrap, settings.kafka_security)
+        stack.callback(admin.close)
+        while replacement is None and not stop.wait(CLUSTER_CHECK_S):
+            replacement = _other_cluster(admin, where.cluster_id)
+        logger.info("ledger.stopping", reason="stop" if replacement is None else "new cluster")
+        halt.set()
         for thread in threads:
             thread.join(timeout=30)
-    logger.info("ledger.stopped")
+    return replacement
+
+
+def _other_cluster(admin: KafkaPythonAdmin, cluster_id: str) -> str | None:
+    try:
+        current = admin.cluster_id()
+    except Exception:  # the broker is unreachable for now: the loops back off meanwhile
+        return None
+    return current if current != cluster_id else None
+
+
+def report_replaced_cluster(where: Endpoints, new_cluster_id: str) -> None:
+    """Log what the old cluster's loss means: which command offsets were processed there."""
+    prefix = f"{where.cluster_id}/"
+    with connect(where.database_url) as connection:
+        rows = connection.execute(
+            "SELECT application_name, notification_id FROM billing_tracking "
+            "WHERE starts_with(application_name, %s) ORDER BY application_name",
+            (prefix,),
+        ).fetchall()
+    processed = {str(name).removeprefix(prefix): int(offset) for name, offset in rows}
+    logger.warning(
+        "kafka.cluster.replaced",
+        old_cluster_id=where.cluster_id,
+        new_cluster_id=new_cluster_id,
+        processed_up_to=processed,
+        detail="the broker is a new, empty cluster: commands published to the old one after "
+        "these offsets were never processed and must be resent by their senders (their "
+        "command_id makes resending safe); every stored event is being republished",
+    )
 
 
 Step = Callable[[], int]

@@ -1,0 +1,69 @@
+"""The embedded broker restarts empty: the ledger notices, reports the loss, republishes, goes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service import embedded
+from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
+from tests.helpers import (
+    Servers,
+    command_message,
+    open_account,
+    publish,
+    read_until,
+    subscribe,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def log_events(log: Path, name: str) -> list[dict[str, object]]:
+    """The JSON log lines of one event name."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == name]
+
+
+class TestBrokerRestart:
+    """A new, empty cluster gets the whole event history and new commands are processed."""
+
+    def test_history_is_republished_and_the_loss_reported(
+        self, servers: Servers, tmp_path: Path
+    ) -> None:
+        """Events from before the restart reach the new broker; the old offsets are reported."""
+        if servers.embedded_home is None:
+            pytest.skip("needs the embedded broker, which the test can restart")
+        log = tmp_path / "ledger.log"
+        ledger = start_ledger({"LEDGER_DATABASE_URL": servers.database_url,
+                               "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap}, log)
+        try:
+            publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("old")),
+                                              command_message("Subscribe", subscribe("old"))])
+            wait_for(lambda: balances_row(servers.database_url, "old") == ("EUR", 999, 999, 1),
+                     timeout_s=30)
+
+            embedded.down(servers.embedded_home, ["kafka"])
+            status, _ = embedded.up(servers.embedded_home)
+            assert status.kafka.address == servers.kafka_bootstrap  # same port, new cluster
+            replaced = wait_for(lambda: log_events(log, "kafka.cluster.replaced"), timeout_s=60)
+            wait_for(lambda: len(log_events(log, "ledger.running")) == 2, timeout_s=60)
+
+            events = read_until(servers.kafka_bootstrap, "billing.events",
+                                lambda found: len([r for r in found if r.key == b"old"]) >= 3)
+            assert [e.headers["event_type"] for e in events if e.key == b"old"] == [
+                b"AccountOpened", b"Subscribed", b"InvoiceIssued"]
+
+            publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("new")),
+                                              command_message("Subscribe", subscribe("new"))])
+            wait_for(lambda: balances_row(servers.database_url, "new") == ("EUR", 999, 999, 1),
+                     timeout_s=60)
+        finally:
+            assert stop_ledger(ledger) == 0
+        report = replaced[0]
+        assert report["processed_up_to"]  # the old cluster's offsets, for the senders to compare
+        assert report["old_cluster_id"] != report["new_cluster_id"]
+        assert balances_row(servers.database_url, "old") == ("EUR", 999, 999, 1)  # applied once
