@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         send.SendError,
         AvroError,
         analytics.AnalyticsError,
+        NoServer,
     ) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
@@ -264,27 +265,29 @@ def _fields_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    status = embedded.status(embedded.ledger_home())
-    if not status.kafka.running or not status.kafka.address:
-        raise send.SendError(
-            "no broker: set LEDGER_KAFKA_BOOTSTRAP, or start the embedded one "
-            "with `ledger infra up` (or `ledger run`)"
-        )
-    return status.kafka.address
+    return _address(settings.kafka_bootstrap, "kafka", "LEDGER_KAFKA_BOOTSTRAP")
 
 
 def _database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
+    return _address(settings.database_url, "postgres", "LEDGER_DATABASE_URL")
+
+
+def _address(configured: str | None, server: str, variable: str) -> str:
+    """The configured address, else the running embedded server's."""
+    if configured:
+        return configured
     status = embedded.status(embedded.ledger_home())
-    if not status.postgres.running or not status.postgres.address:
-        raise analytics.AnalyticsError(
-            "no database: set LEDGER_DATABASE_URL, or start the embedded PostgreSQL "
+    found = status.postgres if server == "postgres" else status.kafka
+    if not found.running or not found.address:
+        raise NoServer(
+            f"no {server} server: set {variable}, or start the embedded one "
             "with `ledger infra up` (or `ledger run`)"
         )
-    return status.postgres.address
+    return found.address
+
+
+class NoServer(Exception):
+    """Neither a configured nor a running embedded server to talk to."""
 
 
 if __name__ == "__main__":
