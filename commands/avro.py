@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import reprlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Final, cast
 
@@ -33,22 +33,44 @@ class Decoded:
 
 @dataclass(frozen=True)
 class _MessageSchema:
-    """One message schema, parsed once, with the fingerprint that names it on the wire."""
+    """One message schema, parsed once, with the fingerprint that names it on the wire.
+
+    `reader` is the current schema of the same name when this is a released earlier version:
+    its messages are resolved to the current shape (Avro schema resolution).
+    """
 
     name: str
     parsed: dict[str, Any]
     fingerprint: bytes
+    reader: dict[str, Any] | None = None
 
 
 class AvroCodec:
     """Encodes and decodes single-object-encoded Avro messages for every schema in a folder."""
 
     def __init__(self, folder: Path = SCHEMAS_DIR) -> None:
-        """Load and parse every `<fullname>.avsc` in `folder` once; records are message schemas."""
+        """Load and parse every `<fullname>.avsc` in `folder` once; records are message schemas.
+
+        Earlier versions kept under `folder/released/<version>/` are loaded too, as writer
+        schemas only: a message written with one of them decodes into the current shape.
+        """
         self._folder = folder
-        schemas = [schema for schema in _load_folder(folder) if schema.parsed["type"] == "record"]
+        schemas = _records(_load_folder(folder))
         self._by_name = {schema.name: schema for schema in schemas}
-        self._by_fingerprint = {schema.fingerprint: schema for schema in schemas}
+        self._by_fingerprint = {
+            schema.fingerprint: schema for schema in self._released(folder / "released")
+        }
+        self._by_fingerprint.update({schema.fingerprint: schema for schema in schemas})
+
+    def _released(self, history: Path) -> list[_MessageSchema]:
+        if not history.is_dir():
+            return []
+        return [
+            replace(old, reader=self._by_name[old.name].parsed)
+            for version in sorted(p for p in history.iterdir() if p.is_dir())
+            for old in _records(_load_folder(version))
+            if old.name in self._by_name
+        ]
 
     @property
     def schema_names(self) -> tuple[str, ...]:
@@ -86,7 +108,7 @@ class AvroCodec:
         """Decode like decode(), but raise UnexpectedSchema if the message has another schema."""
         expected = self._message_schema(schema_name)
         actual = self._writer_schema(data)
-        if actual is not expected:
+        if actual.name != expected.name:
             raise UnexpectedSchema(expected=expected.name, actual=actual.name)
         return Decoded(actual.name, _read_body(actual, data))
 
@@ -103,6 +125,10 @@ class AvroCodec:
             return self._by_fingerprint[fingerprint]
         except KeyError:
             raise UnknownFingerprint(fingerprint, len(self._by_fingerprint)) from None
+
+
+def _records(schemas: list[_MessageSchema]) -> list[_MessageSchema]:
+    return [schema for schema in schemas if schema.parsed["type"] == "record"]
 
 
 def _load_folder(folder: Path) -> list[_MessageSchema]:
@@ -151,7 +177,7 @@ def _read_body(schema: _MessageSchema, data: bytes) -> dict[str, Any]:
     buffer = io.BytesIO(data)
     buffer.seek(HEADER_SIZE)
     try:
-        record = schemaless_reader(buffer, schema.parsed, None)
+        record = schemaless_reader(buffer, schema.parsed, schema.reader)
     except EOFError as error:
         raise MalformedBody(schema.name, _truncated(data, error)) from error
     except Exception as error:  # corrupt bytes surface as many error types deep in fastavro
