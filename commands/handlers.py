@@ -11,8 +11,11 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 
 from commands.messages import (
+    AdvanceClock,
     Command,
+    FailCharge,
     OpenAccount,
+    RecordPayment,
     Subscribe,
     command_id_problem,
     issued_at_problem,
@@ -55,9 +58,43 @@ def subscribe(command: Subscribe, work: UnitOfWork) -> None:
     )
 
 
+def advance_clock(command: AdvanceClock, work: UnitOfWork) -> None:
+    """Invoice the cycles begun and mark overdue invoices, as of the command's time."""
+    work.require_account(command.account_id).advance_clock(
+        command_id=command.command_id, issued_at=command.issued_at
+    )
+
+
+def record_payment(command: RecordPayment, work: UnitOfWork) -> None:
+    """Record money received."""
+    work.require_account(command.account_id).record_payment(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        payment_id=command.payment_id,
+        amount_minor=command.amount_minor,
+        currency=command.currency,
+        payment_method_kind=command.payment_method_kind,
+        invoice_id=command.invoice_id,
+    )
+
+
+def fail_charge(command: FailCharge, work: UnitOfWork) -> None:
+    """Record a failed charge."""
+    work.require_account(command.account_id).fail_charge(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        invoice_id=command.invoice_id,
+        payment_method_kind=command.payment_method_kind,
+        reason=command.reason,
+    )
+
+
 HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     OpenAccount: open_account,
     Subscribe: subscribe,
+    AdvanceClock: advance_clock,
+    RecordPayment: record_payment,
+    FailCharge: fail_charge,
 }
 
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from ledger.account import CancellationPolicy, Contact, Terms
 from ledger.calendar import IntervalUnit
+from ledger.receivables import ChargeFailureReason
 
 COMMAND_NAMESPACE = "billing.commands"
 # The business times the ledger bills from. Billing periods reach up to 1000 years past a
@@ -73,7 +74,62 @@ def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
     return Subscribe(**head, subscription_id=record["subscription_id"], terms=terms)
 
 
+@dataclass(frozen=True)
+class AdvanceClock(Command):
+    """Business time has reached issued_at: do what has fallen due."""
+
+
+@dataclass(frozen=True)
+class RecordPayment(Command):
+    """Money was received for the account."""
+
+    payment_id: str
+    amount_minor: int
+    currency: str
+    payment_method_kind: str
+    invoice_id: str | None
+
+
+@dataclass(frozen=True)
+class FailCharge(Command):
+    """A charge of an invoice failed."""
+
+    invoice_id: str
+    payment_method_kind: str
+    reason: ChargeFailureReason
+
+
+def advance_clock(record: Mapping[str, Any], head: dict[str, Any]) -> AdvanceClock:
+    """Map a decoded billing.commands.AdvanceClock record."""
+    return AdvanceClock(**head)
+
+
+def record_payment(record: Mapping[str, Any], head: dict[str, Any]) -> RecordPayment:
+    """Map a decoded billing.commands.RecordPayment record."""
+    return RecordPayment(
+        **head,
+        payment_id=record["payment_id"],
+        amount_minor=record["amount_minor"],
+        currency=record["currency"],
+        payment_method_kind=record["payment_method_kind"],
+        invoice_id=record["invoice_id"],
+    )
+
+
+def fail_charge(record: Mapping[str, Any], head: dict[str, Any]) -> FailCharge:
+    """Map a decoded billing.commands.FailCharge record."""
+    return FailCharge(
+        **head,
+        invoice_id=record["invoice_id"],
+        payment_method_kind=record["payment_method_kind"],
+        reason=ChargeFailureReason(record["reason"]),
+    )
+
+
 FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
+    "AdvanceClock": advance_clock,
+    "RecordPayment": record_payment,
+    "FailCharge": fail_charge,
     "OpenAccount": open_account,
     "Subscribe": subscribe,
 }

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from ledger.calendar import IntervalUnit, period_boundary
+from ledger.account_state import (
+    AccountEvent,
+    CancellationPolicy,
+    Contact,
+    Invoice,
+    Subscription,
+    Terms,
+)
 from ledger.errors import RuleViolation
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.postings import LedgerAccount, Posting, transfer
+from ledger.receivables import Receivables
 
 _ACCOUNT_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:account")
 MAX_TRIAL_DAYS = 730
@@ -25,66 +31,10 @@ def account_uuid(account_id: str) -> UUID:
     return uuid5(_ACCOUNT_NAMESPACE, account_id)
 
 
-class CancellationPolicy(StrEnum):
-    """What cancelling does, as accepted by the customer on subscribing."""
-
-    AT_PERIOD_END = "AT_PERIOD_END"
-    IMMEDIATELY_WITH_PRORATED_REFUND = "IMMEDIATELY_WITH_PRORATED_REFUND"
-    IMMEDIATELY_WITHOUT_REFUND = "IMMEDIATELY_WITHOUT_REFUND"
+__all__ = ["Account", "CancellationPolicy", "Contact", "Invoice", "Subscription", "Terms"]
 
 
-@dataclass(frozen=True)
-class Contact:
-    """A channel and address the customer can be notified on."""
-
-    channel: str
-    address: str
-
-
-@dataclass(frozen=True)
-class Terms:
-    """The terms a customer accepted on subscribing to a plan."""
-
-    plan_id: str
-    price_minor: int
-    currency: str
-    interval_unit: IntervalUnit
-    interval_count: int
-    trial_days: int
-    days_until_due: int
-    cancellation_policy: CancellationPolicy
-
-
-@dataclass
-class Subscription:
-    """The account's view of one subscription."""
-
-    subscription_id: str
-    terms: Terms
-    started_at: datetime
-    trial_ends_at: datetime | None
-    cycles_invoiced: int
-
-    def period(self, cycle: int) -> tuple[datetime, datetime]:
-        """Start and end of billing cycle `cycle`, anchored on the end of the trial."""
-        anchor = self.trial_ends_at or self.started_at
-        unit, count = self.terms.interval_unit, self.terms.interval_count
-        return period_boundary(anchor, unit, count, cycle), period_boundary(
-            anchor, unit, count, cycle + 1
-        )
-
-
-@dataclass
-class Invoice:
-    """The account's view of one invoice."""
-
-    invoice_id: str
-    subscription_id: str
-    amount_minor: int
-    due_at: datetime
-
-
-class Account(Aggregate):
+class Account(Receivables, Aggregate):
     """A customer account in one currency, with its subscriptions and invoices."""
 
     class Opened(Aggregate.Created):
@@ -96,11 +46,8 @@ class Account(Aggregate):
         customer_reference: str
         contacts: tuple[Contact, ...]
 
-    class Event(Aggregate.Event):
-        """Base of the account's events after opening: each names its command and account."""
-
-        command_id: str
-        account_id: str
+    class Event(AccountEvent):
+        """Base of the account's own events after opening."""
 
     class Subscribed(Event):
         """The account subscribed to a plan on the recorded terms."""
@@ -151,6 +98,9 @@ class Account(Aggregate):
         self.contacts = tuple(contacts)
         self.subscriptions: dict[str, Subscription] = {}
         self.invoices: dict[str, Invoice] = {}
+        self.credit_minor = 0
+        self.payment_ids: set[str] = set()
+        self.failed_charges: dict[str, int] = {}
 
     @classmethod
     def open(
@@ -223,7 +173,7 @@ class Account(Aggregate):
         check_range("days_until_due", terms.days_until_due, 0, MAX_DAYS_UNTIL_DUE)
 
     def _record(
-        self, event_class: type[Account.Event], issued_at: datetime, command_id: str, **fields: Any
+        self, event_class: type[AccountEvent], issued_at: datetime, command_id: str, **fields: Any
     ) -> None:
         self.trigger_event(
             event_class,
@@ -248,9 +198,10 @@ class Account(Aggregate):
             currency=self.currency,
             period_start=period_start,
             period_end=period_end,
-            due_at=issued_at + timedelta(days=sub.terms.days_until_due),
+            due_at=period_start + timedelta(days=sub.terms.days_until_due),
             postings=transfer(LedgerAccount.RECEIVABLE, LedgerAccount.REVENUE, amount_minor),
         )
+        self._apply_credit(command_id, issued_at, f"{sub.subscription_id}/{cycle + 1}")
 
 
 MAX_ACCOUNT_ID_LENGTH = 128

@@ -16,6 +16,7 @@ from ledger.account import Account, CancellationPolicy, Contact, Terms, account_
 from ledger.calendar import IntervalUnit
 from ledger.postings import Posting, Side
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
+from ledger.receivables import Allocation
 
 
 def event_id(originator_id: UUID, originator_version: int) -> str:
@@ -53,6 +54,7 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
         {"interval_unit": IntervalUnit, "cancellation_policy": CancellationPolicy},
     ),
     DataclassAsDict(Source),
+    DataclassAsDict(Allocation),
     DataclassAsDict(Rejection),
 )
 

@@ -17,6 +17,11 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.Opened: "billing.events.AccountOpened",
     Account.Subscribed: "billing.events.Subscribed",
     Account.InvoiceIssued: "billing.events.InvoiceIssued",
+    Account.InvoiceOverdue: "billing.events.InvoiceOverdue",
+    Account.PaymentReceived: "billing.events.PaymentReceived",
+    Account.CreditApplied: "billing.events.CreditApplied",
+    Account.InvoicePaid: "billing.events.InvoicePaid",
+    Account.ChargeFailed: "billing.events.ChargeFailed",
 }
 RESULT_SCHEMA = "billing.results.CommandResult"
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}

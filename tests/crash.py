@@ -30,10 +30,12 @@ from service.runner import open_ledger
 from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
+    advance_clock,
     command_message,
     open_account,
     publish,
     read_until,
+    record_payment,
     subscribe,
     wait_for,
 )
@@ -55,6 +57,11 @@ def workload(accounts: int, rng: random.Random) -> list[Command]:
             commands.append(("Subscribe", subscribe(account, price_minor=-5)))  # rejected
         elif roll < 0.35:
             commands.append(("Subscribe", subscribe(f"ghost-{number}")))  # unknown account
+        if rng.random() < 0.5:
+            commands.append(("AdvanceClock", advance_clock(account, rng.choice((20, 45, 70)))))
+        if rng.random() < 0.5:
+            amount = rng.choice((500, 999, 5_000))  # partial, maybe exact, maybe overpaid
+            commands.append(("RecordPayment", record_payment(account, amount_minor=amount)))
         if rng.random() < 0.1:
             commands.append(rng.choice(commands[-3:]))  # the same command sent again
     return commands

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,29 @@ def subscribe(account_id: str, **fields: Any) -> dict[str, Any]:
         "days_until_due": 14,
         "cancellation_policy": "AT_PERIOD_END",
     } | fields
+
+
+def record_payment(account_id: str, **fields: Any) -> dict[str, Any]:
+    """A RecordPayment record (10.00 EUR by bank transfer) with a fresh command_id."""
+    return {
+        "command_id": str(uuid.uuid4()),
+        "account_id": account_id,
+        "issued_at": ISSUED_AT + timedelta(days=3),
+        "payment_id": f"pay-{uuid.uuid4().hex[:8]}",
+        "amount_minor": 1000,
+        "currency": "EUR",
+        "payment_method_kind": "bank_transfer",
+        "invoice_id": None,
+    } | fields
+
+
+def advance_clock(account_id: str, days: int) -> dict[str, Any]:
+    """An AdvanceClock record `days` after ISSUED_AT, with a fresh command_id."""
+    return {
+        "command_id": str(uuid.uuid4()),
+        "account_id": account_id,
+        "issued_at": ISSUED_AT + timedelta(days=days),
+    }
 
 
 def publish(

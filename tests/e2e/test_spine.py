@@ -22,6 +22,7 @@ from tests.helpers import (
     open_account,
     publish,
     read_until,
+    record_payment,
     subscribe,
     wait_for,
 )
@@ -173,6 +174,40 @@ class TestSpine:
         rejection = rejected[0]["rejection"]
         assert (rejection["code"], rejection["field"]) == ("currency_mismatch", "currency")
         assert "EUR" in rejection["message"] and "USD" in rejection["message"]
+
+    def test_a_payment_settles_the_invoice_and_the_rest_becomes_credit(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes]
+    ) -> None:
+        """Paying 30.00 on a 25.00 invoice leaves nothing receivable and 5.00 credit."""
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-pay")),
+                command_message("Subscribe", subscribe("acc-pay", price_minor=2500)),
+                command_message("RecordPayment", record_payment("acc-pay", amount_minor=3000)),
+            ],
+        )
+
+        def credit_row() -> tuple[object, ...] | None:
+            with psycopg.connect(servers.database_url) as connection:
+                try:
+                    return connection.execute(
+                        "SELECT receivable_minor, customer_credit_minor, invoiced_minor "
+                        "FROM balances WHERE account_id = 'acc-pay'"
+                    ).fetchone()
+                except psycopg.errors.UndefinedTable:
+                    return None
+
+        assert wait_for(lambda: credit_row() == (0, 500, 2500), timeout_s=30)
+        events = for_account(
+            "acc-pay",
+            read_until(
+                servers.kafka_bootstrap,
+                "billing.events",
+                lambda found: len(for_account("acc-pay", found)) >= 5,
+            ),
+        )
+        assert [e.headers["event_type"] for e in events][3:] == [b"PaymentReceived", b"InvoicePaid"]
 
     def test_sigterm_stops_cleanly(self, ledger_run: subprocess.Popen[bytes]) -> None:
         """SIGTERM ends `ledger run` with exit status 0 within seconds."""

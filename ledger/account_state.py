@@ -1,0 +1,84 @@
+"""The account's state objects, and the base of the events recorded on an account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from eventsourcing.domain import Aggregate
+
+from ledger.calendar import IntervalUnit, period_boundary
+
+
+class AccountEvent(Aggregate.Event):
+    """Base of an account's events after opening: each names its command and account."""
+
+    command_id: str
+    account_id: str
+
+
+class CancellationPolicy(StrEnum):
+    """What cancelling does, as accepted by the customer on subscribing."""
+
+    AT_PERIOD_END = "AT_PERIOD_END"
+    IMMEDIATELY_WITH_PRORATED_REFUND = "IMMEDIATELY_WITH_PRORATED_REFUND"
+    IMMEDIATELY_WITHOUT_REFUND = "IMMEDIATELY_WITHOUT_REFUND"
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A channel and address the customer can be notified on."""
+
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The terms a customer accepted on subscribing to a plan."""
+
+    plan_id: str
+    price_minor: int
+    currency: str
+    interval_unit: IntervalUnit
+    interval_count: int
+    trial_days: int
+    days_until_due: int
+    cancellation_policy: CancellationPolicy
+
+
+@dataclass
+class Subscription:
+    """The account's view of one subscription."""
+
+    subscription_id: str
+    terms: Terms
+    started_at: datetime
+    trial_ends_at: datetime | None
+    cycles_invoiced: int
+
+    def period(self, cycle: int) -> tuple[datetime, datetime]:
+        """Start and end of billing cycle `cycle`, anchored on the end of the trial."""
+        anchor = self.trial_ends_at or self.started_at
+        unit, count = self.terms.interval_unit, self.terms.interval_count
+        return period_boundary(anchor, unit, count, cycle), period_boundary(
+            anchor, unit, count, cycle + 1
+        )
+
+
+@dataclass
+class Invoice:
+    """The account's view of one invoice."""
+
+    invoice_id: str
+    subscription_id: str
+    amount_minor: int
+    due_at: datetime
+    paid_minor: int = 0
+    overdue: bool = False
+
+    @property
+    def outstanding_minor(self) -> int:
+        """What is still to be paid."""
+        return self.amount_minor - self.paid_minor

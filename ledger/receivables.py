@@ -1,0 +1,353 @@
+"""What an account owes and pays: the clock's invoicing and overdue marks, payments, credit and failed charges.
+
+`Receivables` is a part of the Account aggregate (a mixin); its events are account events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ledger.account_state import AccountEvent, Invoice, Subscription
+from ledger.errors import RuleViolation
+from ledger.money import CurrencyMismatch, check_currency
+from ledger.postings import LedgerAccount, Posting, Side, check_balanced
+
+MAX_PAYMENT_METHOD_KIND_LENGTH = 40
+MAX_CYCLES_PER_ADVANCE = 400  # bounds one command's work: about 33 years of monthly invoices
+
+
+class ChargeFailureReason(StrEnum):
+    """Why a charge failed, as the payment provider reported it."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    CARD_EXPIRED = "card_expired"
+    DO_NOT_HONOR = "do_not_honor"
+    BANK_TRANSFER_NOT_RECEIVED = "bank_transfer_not_received"
+    PROCESSING_ERROR = "processing_error"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The part of a payment that settles one invoice."""
+
+    invoice_id: str
+    amount_minor: int
+
+
+class Receivables:
+    """Invoicing as time passes, overdue invoices, payments, customer credit, failed charges."""
+
+    if TYPE_CHECKING:  # provided by Account
+        account_id: str
+        currency: str
+        subscriptions: dict[str, Subscription]
+        invoices: dict[str, Invoice]
+        credit_minor: int
+        payment_ids: set[str]
+        failed_charges: dict[str, int]
+
+        def _record(
+            self, event_class: type[AccountEvent], issued_at: datetime, command_id: str, **fields: Any
+        ) -> None: ...
+
+        def _issue_invoice(
+            self, command_id: str, issued_at: datetime, sub: Subscription
+        ) -> None: ...
+
+    class InvoiceOverdue(AccountEvent):
+        """An invoice passed its due date unpaid."""
+
+        invoice_id: str
+        outstanding_minor: int
+        currency: str
+        due_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.invoices[self.invoice_id].overdue = True
+
+    class PaymentReceived(AccountEvent):
+        """Money arrived: it settles invoices, oldest due first, and the rest becomes credit."""
+
+        payment_id: str
+        amount_minor: int
+        currency: str
+        payment_method_kind: str
+        allocations: tuple[Allocation, ...]
+        credited_minor: int
+        postings: tuple[Posting, ...]
+
+        def apply(self, aggregate: Any) -> None:
+            for allocation in self.allocations:
+                aggregate.invoices[allocation.invoice_id].paid_minor += allocation.amount_minor
+            aggregate.credit_minor += self.credited_minor
+            aggregate.payment_ids.add(self.payment_id)
+
+    class CreditApplied(AccountEvent):
+        """The account's credit settled (part of) a new invoice."""
+
+        invoice_id: str
+        amount_minor: int
+        currency: str
+        postings: tuple[Posting, ...]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.invoices[self.invoice_id].paid_minor += self.amount_minor
+            aggregate.credit_minor -= self.amount_minor
+
+    class InvoicePaid(AccountEvent):
+        """An invoice is settled in full."""
+
+        invoice_id: str
+        amount_minor: int
+        currency: str
+
+        def apply(self, aggregate: Any) -> None:
+            pass  # the payment or credit that settled it already changed the state
+
+    class ChargeFailed(AccountEvent):
+        """A charge of an invoice failed; nothing moved."""
+
+        invoice_id: str
+        payment_method_kind: str
+        reason: ChargeFailureReason
+        attempt: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.failed_charges[self.invoice_id] = self.attempt
+
+    def advance_clock(self, *, command_id: str, issued_at: datetime) -> None:
+        """Do what has fallen due by `issued_at`: invoice each cycle begun, mark overdue invoices.
+
+        A clock earlier than one already seen finds nothing due and changes nothing.
+        """
+        due_cycles = sum(_cycles_begun(sub, issued_at) for sub in self.subscriptions.values())
+        if due_cycles > MAX_CYCLES_PER_ADVANCE:
+            raise TooManyCycles(
+                f"advancing account {self.account_id!r} to {issued_at.isoformat()} would issue "
+                f"{due_cycles} invoices at once (at most {MAX_CYCLES_PER_ADVANCE}); advance the "
+                "clock in smaller steps",
+                field="issued_at",
+            )
+        for sub in self.subscriptions.values():
+            for _ in range(_cycles_begun(sub, issued_at)):
+                self._issue_invoice(command_id, issued_at, sub)
+        for invoice in list(self.invoices.values()):
+            if invoice.outstanding_minor > 0 and not invoice.overdue and invoice.due_at < issued_at:
+                self._record(
+                    self.InvoiceOverdue,
+                    issued_at,
+                    command_id,
+                    invoice_id=invoice.invoice_id,
+                    outstanding_minor=invoice.outstanding_minor,
+                    currency=self.currency,
+                    due_at=invoice.due_at,
+                )
+
+    def record_payment(
+        self,
+        *,
+        command_id: str,
+        issued_at: datetime,
+        payment_id: str,
+        amount_minor: int,
+        currency: str,
+        payment_method_kind: str,
+        invoice_id: str | None,
+    ) -> None:
+        """Record money received; it settles `invoice_id` first, if given, then the oldest due."""
+        self._check_payment(payment_id, amount_minor, currency, payment_method_kind, invoice_id)
+        allocations = self._allocate(amount_minor, invoice_id)
+        allocated = sum(a.amount_minor for a in allocations)
+        credited = amount_minor - allocated
+        postings = [Posting(LedgerAccount.cash(payment_method_kind), Side.DEBIT, amount_minor)]
+        if allocated:
+            postings.append(Posting(LedgerAccount.RECEIVABLE, Side.CREDIT, allocated))
+        if credited:
+            postings.append(Posting(LedgerAccount.CUSTOMER_CREDIT, Side.CREDIT, credited))
+        self._record(
+            self.PaymentReceived,
+            issued_at,
+            command_id,
+            payment_id=payment_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            payment_method_kind=payment_method_kind,
+            allocations=allocations,
+            credited_minor=credited,
+            postings=check_balanced(postings),
+        )
+        for allocation in allocations:
+            self._mark_if_paid(command_id, issued_at, allocation.invoice_id)
+
+    def fail_charge(
+        self,
+        *,
+        command_id: str,
+        issued_at: datetime,
+        invoice_id: str,
+        payment_method_kind: str,
+        reason: ChargeFailureReason,
+    ) -> None:
+        """Record that charging `invoice_id` failed, and why."""
+        invoice = self._open_invoice(invoice_id)
+        _check_method_kind(payment_method_kind)
+        self._record(
+            self.ChargeFailed,
+            issued_at,
+            command_id,
+            invoice_id=invoice.invoice_id,
+            payment_method_kind=payment_method_kind,
+            reason=reason,
+            attempt=self.failed_charges.get(invoice_id, 0) + 1,
+        )
+
+    def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
+        invoice = self.invoices[invoice_id]
+        amount = min(self.credit_minor, invoice.outstanding_minor)
+        if amount <= 0:
+            return
+        self._record(
+            self.CreditApplied,
+            issued_at,
+            command_id,
+            invoice_id=invoice_id,
+            amount_minor=amount,
+            currency=self.currency,
+            postings=check_balanced(
+                (
+                    Posting(LedgerAccount.CUSTOMER_CREDIT, Side.DEBIT, amount),
+                    Posting(LedgerAccount.RECEIVABLE, Side.CREDIT, amount),
+                )
+            ),
+        )
+        self._mark_if_paid(command_id, issued_at, invoice_id)
+
+    def _mark_if_paid(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
+        invoice = self.invoices[invoice_id]
+        if invoice.outstanding_minor == 0:
+            self._record(
+                self.InvoicePaid,
+                issued_at,
+                command_id,
+                invoice_id=invoice_id,
+                amount_minor=invoice.amount_minor,
+                currency=self.currency,
+            )
+
+    def _allocate(self, amount_minor: int, invoice_id: str | None) -> tuple[Allocation, ...]:
+        open_invoices = sorted(
+            (i for i in self.invoices.values() if i.outstanding_minor > 0),
+            key=lambda i: (i.invoice_id != invoice_id, i.due_at, i.invoice_id),
+        )
+        allocations = []
+        remaining = amount_minor
+        for invoice in open_invoices:
+            if remaining == 0:
+                break
+            settled = min(remaining, invoice.outstanding_minor)
+            allocations.append(Allocation(invoice.invoice_id, settled))
+            remaining -= settled
+        return tuple(allocations)
+
+    def _check_payment(
+        self,
+        payment_id: str,
+        amount_minor: int,
+        currency: str,
+        payment_method_kind: str,
+        invoice_id: str | None,
+    ) -> None:
+        if not payment_id.strip():
+            raise PaymentRuleViolation("payment_id must not be empty", field="payment_id")
+        if payment_id in self.payment_ids:
+            raise DuplicatePayment(
+                f"payment {payment_id!r} is already recorded on account {self.account_id!r}",
+                field="payment_id",
+            )
+        if amount_minor <= 0:
+            raise NonPositivePayment(
+                f"amount_minor must be more than zero, got {amount_minor}", field="amount_minor"
+            )
+        check_currency(currency)
+        if currency != self.currency:
+            raise CurrencyMismatch(
+                f"the payment is in {currency} but account {self.account_id!r} is in "
+                f"{self.currency}",
+                field="currency",
+            )
+        _check_method_kind(payment_method_kind)
+        if invoice_id is not None:
+            self._open_invoice(invoice_id)
+
+    def _open_invoice(self, invoice_id: str) -> Invoice:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            raise UnknownInvoice(
+                f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
+                field="invoice_id",
+            )
+        if invoice.outstanding_minor == 0:
+            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_id")
+        return invoice
+
+
+def _cycles_begun(sub: Subscription, now: datetime) -> int:
+    """How many of the subscription's cycles not yet invoiced have begun by `now`."""
+    count = 0
+    while sub.period(sub.cycles_invoiced + count)[0] <= now and count <= MAX_CYCLES_PER_ADVANCE:
+        count += 1
+    return count
+
+
+def _check_method_kind(kind: str) -> None:
+    """A payment method kind is a short lower-case word: credit_card, bank_transfer, ..."""
+    if not (
+        0 < len(kind) <= MAX_PAYMENT_METHOD_KIND_LENGTH
+        and kind.replace("_", "").isalnum()
+        and kind == kind.lower()
+    ):
+        raise PaymentRuleViolation(
+            "payment_method_kind must be a lower-case word such as credit_card or "
+            f"bank_transfer, got {kind!r}",
+            field="payment_method_kind",
+        )
+
+
+class TooManyCycles(RuleViolation):
+    """Advancing the clock that far would issue too many invoices in one command."""
+
+    code = "too_many_cycles"
+
+
+class PaymentRuleViolation(RuleViolation):
+    """A payment's details are not usable."""
+
+    code = "invalid_payment"
+
+
+class NonPositivePayment(RuleViolation):
+    """A payment must move more than nothing."""
+
+    code = "non_positive_amount"
+
+
+class DuplicatePayment(RuleViolation):
+    """The payment id is already recorded on the account."""
+
+    code = "duplicate_payment"
+
+
+class UnknownInvoice(RuleViolation):
+    """The command names an invoice the account does not have."""
+
+    code = "unknown_invoice"
+
+
+class InvoiceAlreadyPaid(RuleViolation):
+    """The invoice has nothing left to pay."""
+
+    code = "invoice_already_paid"
