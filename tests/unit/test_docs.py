@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import commands.handlers  # noqa: F401 - defines the handlers' own rule violations
 from commands.avro import AvroCodec
+from ledger.errors import RuleViolation
 from service.catalogue import render
 from service.cli import build_parser
 from service.config import VARIABLES
@@ -29,9 +31,20 @@ class TestDocs:
         help_text = build_parser(AvroCodec()).format_help()
         assert [name for name in VARIABLES if name not in help_text] == []
 
+    def test_readme_names_every_rejection_code(self) -> None:
+        """Every RuleViolation code a command can be rejected with is in the README."""
+        readme = (ROOT / "README.md").read_text()
+        codes = {cls.code for cls in _subclasses(RuleViolation)} - {RuleViolation.code}
+        assert sorted(code for code in codes if f"`{code}`" not in readme) == []
+
     def test_ci_runs_the_readme_test_command(self) -> None:
         """.ci/run runs the README's test command, verbatim."""
         readme = (ROOT / "README.md").read_text()
         ci = (ROOT / ".ci" / "run").read_text()
         command = next(line for line in ci.splitlines() if line.startswith("python3.11 -m venv"))
         assert command in readme
+
+
+def _subclasses(cls: type) -> set[type]:
+    direct = set(cls.__subclasses__())
+    return direct.union(*(_subclasses(sub) for sub in direct))
