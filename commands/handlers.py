@@ -12,10 +12,15 @@ from eventsourcing.persistence import PersistenceError
 
 from commands.messages import (
     AdvanceClock,
+    CancelSubscription,
+    ChangePlan,
     Command,
     FailCharge,
     OpenAccount,
+    PauseSubscription,
+    ReactivateSubscription,
     RecordPayment,
+    ResumeSubscription,
     Subscribe,
     command_id_problem,
     issued_at_problem,
@@ -89,12 +94,42 @@ def fail_charge(command: FailCharge, work: UnitOfWork) -> None:
     )
 
 
+def change_plan(command: ChangePlan, work: UnitOfWork) -> None:
+    """Move a subscription to another plan, prorated."""
+    work.require_account(command.account_id).change_plan(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        subscription_id=command.subscription_id,
+        plan_id=command.plan_id,
+        price_minor=command.price_minor,
+    )
+
+
+def _on_subscription(method: str) -> Callable[[Any, UnitOfWork], None]:
+    """The handler of a command that names one subscription and nothing else."""
+
+    def handle(command: Any, work: UnitOfWork) -> None:
+        account = work.require_account(command.account_id)
+        getattr(account, method)(
+            command_id=command.command_id,
+            issued_at=command.issued_at,
+            subscription_id=command.subscription_id,
+        )
+
+    return handle
+
+
 HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     OpenAccount: open_account,
     Subscribe: subscribe,
     AdvanceClock: advance_clock,
     RecordPayment: record_payment,
     FailCharge: fail_charge,
+    ChangePlan: change_plan,
+    PauseSubscription: _on_subscription("pause_subscription"),
+    ResumeSubscription: _on_subscription("resume_subscription"),
+    CancelSubscription: _on_subscription("cancel_subscription"),
+    ReactivateSubscription: _on_subscription("reactivate_subscription"),
 }
 
 

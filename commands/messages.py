@@ -99,6 +99,53 @@ class FailCharge(Command):
     reason: ChargeFailureReason
 
 
+@dataclass(frozen=True)
+class ChangePlan(Command):
+    """Move a subscription to another plan and price now."""
+
+    subscription_id: str
+    plan_id: str
+    price_minor: int
+
+
+@dataclass(frozen=True)
+class PauseSubscription(Command):
+    """Stop invoicing a subscription until resumed."""
+
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class ResumeSubscription(Command):
+    """Invoice a paused subscription again."""
+
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class CancelSubscription(Command):
+    """Cancel a subscription per its accepted policy."""
+
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class ReactivateSubscription(Command):
+    """Withdraw a cancellation, or start a cancelled subscription again."""
+
+    subscription_id: str
+
+
+def by_field_names(cls: type[Command]) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
+    """The mapping of a command whose own fields are record fields of the same names."""
+    own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
+
+    def from_record(record: Mapping[str, Any], head: dict[str, Any]) -> Command:
+        return cls(**head, **{name: record[name] for name in own})
+
+    return from_record
+
+
 def advance_clock(record: Mapping[str, Any], head: dict[str, Any]) -> AdvanceClock:
     """Map a decoded billing.commands.AdvanceClock record."""
     return AdvanceClock(**head)
@@ -130,6 +177,11 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
     "AdvanceClock": advance_clock,
     "RecordPayment": record_payment,
     "FailCharge": fail_charge,
+    "ChangePlan": by_field_names(ChangePlan),
+    "PauseSubscription": by_field_names(PauseSubscription),
+    "ResumeSubscription": by_field_names(ResumeSubscription),
+    "CancelSubscription": by_field_names(CancelSubscription),
+    "ReactivateSubscription": by_field_names(ReactivateSubscription),
     "OpenAccount": open_account,
     "Subscribe": subscribe,
 }

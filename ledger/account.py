@@ -16,7 +16,8 @@ from ledger.account_state import (
     Subscription,
     Terms,
 )
-from ledger.errors import RuleViolation
+from ledger.errors import MissingValue, RuleViolation
+from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.receivables import Receivables
@@ -34,7 +35,7 @@ def account_uuid(account_id: str) -> UUID:
 __all__ = ["Account", "CancellationPolicy", "Contact", "Invoice", "Subscription", "Terms"]
 
 
-class Account(Receivables, Aggregate):
+class Account(Lifecycle, Receivables, Aggregate):
     """A customer account in one currency, with its subscriptions and invoices."""
 
     class Opened(Aggregate.Created):
@@ -183,15 +184,29 @@ class Account(Receivables, Aggregate):
             **fields,
         )
 
-    def _issue_invoice(self, command_id: str, issued_at: datetime, sub: Subscription) -> None:
-        cycle = sub.cycles_invoiced
-        period_start, period_end = sub.period(cycle)
-        amount_minor = sub.terms.price_minor
+    def _issue_invoice(
+        self,
+        command_id: str,
+        issued_at: datetime,
+        sub: Subscription,
+        proration: tuple[str, int] | None = None,
+    ) -> None:
+        """Invoice the subscription's next cycle; or, given (name, amount), a prorated part of
+        the current cycle from now to its end."""
+        if proration is None:
+            cycle = sub.cycles_invoiced
+            period_start, period_end = sub.period(cycle)
+            invoice_id, amount_minor = f"{sub.subscription_id}/{cycle + 1}", sub.terms.price_minor
+        else:
+            cycle = sub.cycles_invoiced - 1
+            period_start, period_end = issued_at, sub.period(cycle)[1]
+            invoice_id = f"{sub.subscription_id}/{cycle + 1}/{proration[0]}"
+            amount_minor = proration[1]
         self._record(
             self.InvoiceIssued,
             issued_at,
             command_id,
-            invoice_id=f"{sub.subscription_id}/{cycle + 1}",
+            invoice_id=invoice_id,
             subscription_id=sub.subscription_id,
             cycle=cycle,
             amount_minor=amount_minor,
@@ -201,7 +216,7 @@ class Account(Receivables, Aggregate):
             due_at=period_start + timedelta(days=sub.terms.days_until_due),
             postings=transfer(LedgerAccount.RECEIVABLE, LedgerAccount.REVENUE, amount_minor),
         )
-        self._apply_credit(command_id, issued_at, f"{sub.subscription_id}/{cycle + 1}")
+        self._apply_credit(command_id, issued_at, invoice_id)
 
 
 MAX_ACCOUNT_ID_LENGTH = 128
@@ -224,12 +239,6 @@ def check_range(field: str, value: int, lowest: int, highest: int) -> int:
     if not lowest <= value <= highest:
         raise OutOfRange(f"{field} must be {lowest} to {highest}, got {value}", field=field)
     return value
-
-
-class MissingValue(RuleViolation):
-    """A required value is empty."""
-
-    code = "missing_value"
 
 
 class TooLong(RuleViolation):

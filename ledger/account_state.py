@@ -48,23 +48,45 @@ class Terms:
     cancellation_policy: CancellationPolicy
 
 
+class SubscriptionStatus(StrEnum):
+    """Where a subscription is in its life."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+
+
 @dataclass
 class Subscription:
-    """The account's view of one subscription."""
+    """The account's view of one subscription.
+
+    Cycles are counted from the anchor: the start (or the trial's end), or the last resume or
+    reactivation, when `cycle_base` cycles had been invoiced already.
+    """
 
     subscription_id: str
     terms: Terms
     started_at: datetime
     trial_ends_at: datetime | None
     cycles_invoiced: int
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+    cancel_at: datetime | None = None
+    anchor: datetime | None = None
+    cycle_base: int = 0
 
     def period(self, cycle: int) -> tuple[datetime, datetime]:
-        """Start and end of billing cycle `cycle`, anchored on the end of the trial."""
-        anchor = self.trial_ends_at or self.started_at
+        """Start and end of billing cycle `cycle` (counted over the subscription's life)."""
+        anchor = self.anchor or self.trial_ends_at or self.started_at
         unit, count = self.terms.interval_unit, self.terms.interval_count
-        return period_boundary(anchor, unit, count, cycle), period_boundary(
-            anchor, unit, count, cycle + 1
+        steps = cycle - self.cycle_base
+        return period_boundary(anchor, unit, count, steps), period_boundary(
+            anchor, unit, count, steps + 1
         )
+
+    @property
+    def invoices_itself(self) -> bool:
+        """Whether the clock invoices its cycles: active and not in a trial."""
+        return self.status is SubscriptionStatus.ACTIVE
 
 
 @dataclass

@@ -20,3 +20,9 @@ class RuleViolation(Exception):
     def message(self) -> str:
         """The human explanation."""
         return str(self.args[0])
+
+
+class MissingValue(RuleViolation):
+    """A required value is empty."""
+
+    code = "missing_value"

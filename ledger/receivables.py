@@ -51,12 +51,18 @@ class Receivables:
         failed_charges: dict[str, int]
 
         def _record(
-            self, event_class: type[AccountEvent], issued_at: datetime, command_id: str, **fields: Any
+            self,
+            event_class: type[AccountEvent],
+            issued_at: datetime,
+            command_id: str,
+            **fields: Any,
         ) -> None: ...
 
         def _issue_invoice(
             self, command_id: str, issued_at: datetime, sub: Subscription
         ) -> None: ...
+
+        def _complete_cancellations(self, command_id: str, issued_at: datetime) -> None: ...
 
     class InvoiceOverdue(AccountEvent):
         """An invoice passed its due date unpaid."""
@@ -135,6 +141,7 @@ class Receivables:
         for sub in self.subscriptions.values():
             for _ in range(_cycles_begun(sub, issued_at)):
                 self._issue_invoice(command_id, issued_at, sub)
+        self._complete_cancellations(command_id, issued_at)
         for invoice in list(self.invoices.values()):
             if invoice.outstanding_minor > 0 and not invoice.overdue and invoice.due_at < issued_at:
                 self._record(
@@ -296,9 +303,18 @@ class Receivables:
 
 
 def _cycles_begun(sub: Subscription, now: datetime) -> int:
-    """How many of the subscription's cycles not yet invoiced have begun by `now`."""
+    """How many of the subscription's cycles not yet invoiced have begun by `now`.
+
+    A paused or cancelled subscription has none; one cancelled at a period's end has none
+    that start at or after that end.
+    """
+    if not sub.invoices_itself:
+        return 0
     count = 0
-    while sub.period(sub.cycles_invoiced + count)[0] <= now and count <= MAX_CYCLES_PER_ADVANCE:
+    while count <= MAX_CYCLES_PER_ADVANCE:
+        start = sub.period(sub.cycles_invoiced + count)[0]
+        if start > now or (sub.cancel_at is not None and start >= sub.cancel_at):
+            break
         count += 1
     return count
 

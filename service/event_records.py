@@ -22,6 +22,13 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.CreditApplied: "billing.events.CreditApplied",
     Account.InvoicePaid: "billing.events.InvoicePaid",
     Account.ChargeFailed: "billing.events.ChargeFailed",
+    Account.PlanChanged: "billing.events.PlanChanged",
+    Account.CreditNoteIssued: "billing.events.CreditNoteIssued",
+    Account.SubscriptionPaused: "billing.events.SubscriptionPaused",
+    Account.SubscriptionResumed: "billing.events.SubscriptionResumed",
+    Account.CancellationScheduled: "billing.events.CancellationScheduled",
+    Account.SubscriptionCancelled: "billing.events.SubscriptionCancelled",
+    Account.SubscriptionReactivated: "billing.events.SubscriptionReactivated",
 }
 RESULT_SCHEMA = "billing.results.CommandResult"
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
