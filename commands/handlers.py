@@ -11,6 +11,7 @@ import structlog
 from eventsourcing.persistence import PersistenceError
 
 from commands.messages import (
+    AddPaymentMethod,
     AdvanceClock,
     CancelSubscription,
     ChangePlan,
@@ -19,8 +20,13 @@ from commands.messages import (
     OpenAccount,
     PauseSubscription,
     ReactivateSubscription,
+    RecordFeedback,
     RecordPayment,
+    RemovePaymentMethod,
+    ReportHardship,
     ResumeSubscription,
+    SetDefaultPaymentMethod,
+    SetDunningPolicy,
     Subscribe,
     command_id_problem,
     issued_at_problem,
@@ -94,6 +100,23 @@ def fail_charge(command: FailCharge, work: UnitOfWork) -> None:
     )
 
 
+def set_dunning_policy(command: SetDunningPolicy, work: UnitOfWork) -> None:
+    """Adopt a dunning policy."""
+    work.require_account(command.account_id).set_dunning_policy(
+        command_id=command.command_id, issued_at=command.issued_at, policy=command.policy
+    )
+
+
+def report_hardship(command: ReportHardship, work: UnitOfWork) -> None:
+    """Pause dunning for a hardship."""
+    work.require_account(command.account_id).report_hardship(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        reason=command.reason,
+        days=command.days,
+    )
+
+
 def change_plan(command: ChangePlan, work: UnitOfWork) -> None:
     """Move a subscription to another plan, prorated."""
     work.require_account(command.account_id).change_plan(
@@ -102,6 +125,49 @@ def change_plan(command: ChangePlan, work: UnitOfWork) -> None:
         subscription_id=command.subscription_id,
         plan_id=command.plan_id,
         price_minor=command.price_minor,
+    )
+
+
+def add_payment_method(command: AddPaymentMethod, work: UnitOfWork) -> None:
+    """Put a payment method on file."""
+    work.require_account(command.account_id).add_payment_method(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        payment_method_id=command.payment_method_id,
+        kind=command.kind,
+        label=command.label,
+        expires_on=command.expires_on,
+        make_default=command.make_default,
+    )
+
+
+def remove_payment_method(command: RemovePaymentMethod, work: UnitOfWork) -> None:
+    """Take a payment method off file."""
+    work.require_account(command.account_id).remove_payment_method(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        payment_method_id=command.payment_method_id,
+    )
+
+
+def set_default_payment_method(command: SetDefaultPaymentMethod, work: UnitOfWork) -> None:
+    """Make a payment method on file the default."""
+    work.require_account(command.account_id).set_default_payment_method(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        payment_method_id=command.payment_method_id,
+    )
+
+
+def record_feedback(command: RecordFeedback, work: UnitOfWork) -> None:
+    """Record the customer's feedback."""
+    work.require_account(command.account_id).record_feedback(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        feedback_id=command.feedback_id,
+        score=command.score,
+        comment=command.comment,
+        topic=command.topic,
     )
 
 
@@ -125,11 +191,17 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     AdvanceClock: advance_clock,
     RecordPayment: record_payment,
     FailCharge: fail_charge,
+    SetDunningPolicy: set_dunning_policy,
+    ReportHardship: report_hardship,
     ChangePlan: change_plan,
     PauseSubscription: _on_subscription("pause_subscription"),
     ResumeSubscription: _on_subscription("resume_subscription"),
     CancelSubscription: _on_subscription("cancel_subscription"),
     ReactivateSubscription: _on_subscription("reactivate_subscription"),
+    AddPaymentMethod: add_payment_method,
+    RemovePaymentMethod: remove_payment_method,
+    SetDefaultPaymentMethod: set_default_payment_method,
+    RecordFeedback: record_feedback,
 }
 
 

@@ -6,12 +6,13 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from ledger.account import CancellationPolicy, Contact, Terms
 from ledger.calendar import IntervalUnit
+from ledger.dunning import DunningPolicy, FinalAction
 from ledger.receivables import ChargeFailureReason
 
 COMMAND_NAMESPACE = "billing.commands"
@@ -136,6 +137,68 @@ class ReactivateSubscription(Command):
     subscription_id: str
 
 
+@dataclass(frozen=True)
+class AddPaymentMethod(Command):
+    """Put a payment method on file, as the default if asked (the first one always is)."""
+
+    payment_method_id: str
+    kind: str
+    label: str | None
+    expires_on: date | None
+    make_default: bool
+
+
+@dataclass(frozen=True)
+class RemovePaymentMethod(Command):
+    """Take a payment method off file."""
+
+    payment_method_id: str
+
+
+@dataclass(frozen=True)
+class SetDefaultPaymentMethod(Command):
+    """Charge the account with this payment method from now on."""
+
+    payment_method_id: str
+
+
+@dataclass(frozen=True)
+class RecordFeedback(Command):
+    """The customer scored the service from 0 to 10 and may have said why."""
+
+    feedback_id: str
+    score: int
+    comment: str
+    topic: str | None
+
+
+@dataclass(frozen=True)
+class SetDunningPolicy(Command):
+    """The account's dunning policy from now on."""
+
+    policy: DunningPolicy
+
+
+@dataclass(frozen=True)
+class ReportHardship(Command):
+    """Pause dunning for a hardship the customer reported."""
+
+    reason: str
+    days: int
+
+
+def set_dunning_policy(record: Mapping[str, Any], head: dict[str, Any]) -> SetDunningPolicy:
+    """Map a decoded billing.commands.SetDunningPolicy record."""
+    policy = DunningPolicy(
+        reminder_days_before_due=tuple(record["reminder_days_before_due"]),
+        reminder_days_after_due=tuple(record["reminder_days_after_due"]),
+        retry_days_after_failure=tuple(record["retry_days_after_failure"]),
+        grace_days=record["grace_days"],
+        final_action=FinalAction(record["final_action"]),
+    )
+    return SetDunningPolicy(**head, policy=policy)
+
+
 def by_field_names(cls: type[Command]) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
     """The mapping of a command whose own fields are record fields of the same names."""
     own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
@@ -177,11 +240,17 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
     "AdvanceClock": advance_clock,
     "RecordPayment": record_payment,
     "FailCharge": fail_charge,
+    "SetDunningPolicy": set_dunning_policy,
+    "ReportHardship": by_field_names(ReportHardship),
     "ChangePlan": by_field_names(ChangePlan),
     "PauseSubscription": by_field_names(PauseSubscription),
     "ResumeSubscription": by_field_names(ResumeSubscription),
     "CancelSubscription": by_field_names(CancelSubscription),
     "ReactivateSubscription": by_field_names(ReactivateSubscription),
+    "AddPaymentMethod": by_field_names(AddPaymentMethod),
+    "RemovePaymentMethod": by_field_names(RemovePaymentMethod),
+    "SetDefaultPaymentMethod": by_field_names(SetDefaultPaymentMethod),
+    "RecordFeedback": by_field_names(RecordFeedback),
     "OpenAccount": open_account,
     "Subscribe": subscribe,
 }

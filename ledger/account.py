@@ -16,9 +16,12 @@ from ledger.account_state import (
     Subscription,
     Terms,
 )
-from ledger.errors import MissingValue, RuleViolation
+from ledger.dunning import DEFAULT_POLICY, Dunning
+from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
+from ledger.feedback import CustomerFeedback
 from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
+from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.receivables import Receivables
 
@@ -32,10 +35,21 @@ def account_uuid(account_id: str) -> UUID:
     return uuid5(_ACCOUNT_NAMESPACE, account_id)
 
 
-__all__ = ["Account", "CancellationPolicy", "Contact", "Invoice", "Subscription", "Terms"]
+__all__ = [
+    "Account",
+    "CancellationPolicy",
+    "Contact",
+    "Invoice",
+    "MissingValue",
+    "OutOfRange",
+    "Subscription",
+    "Terms",
+    "TooLong",
+    "check_range",
+]
 
 
-class Account(Lifecycle, Receivables, Aggregate):
+class Account(Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback, Aggregate):
     """A customer account in one currency, with its subscriptions and invoices."""
 
     class Opened(Aggregate.Created):
@@ -102,6 +116,13 @@ class Account(Lifecycle, Receivables, Aggregate):
         self.credit_minor = 0
         self.payment_ids: set[str] = set()
         self.failed_charges: dict[str, int] = {}
+        self.dunning_policy = DEFAULT_POLICY
+        self.hardship_until: datetime | None = None
+        self.dunning_marks: set[str] = set()
+        self.retries: dict[str, datetime] = {}
+        self.payment_methods: dict[str, PaymentMethod] = {}
+        self.default_payment_method_id: str | None = None
+        self.feedback_ids: set[str] = set()
 
     @classmethod
     def open(
@@ -232,25 +253,6 @@ def check_account_id(account_id: str) -> str:
             field="account_id",
         )
     return account_id
-
-
-def check_range(field: str, value: int, lowest: int, highest: int) -> int:
-    """Answer `value` if lowest <= value <= highest, else raise OutOfRange naming `field`."""
-    if not lowest <= value <= highest:
-        raise OutOfRange(f"{field} must be {lowest} to {highest}, got {value}", field=field)
-    return value
-
-
-class TooLong(RuleViolation):
-    """A text is longer than the rule allows."""
-
-    code = "too_long"
-
-
-class OutOfRange(RuleViolation):
-    """A number is outside the range the rule allows."""
-
-    code = "out_of_range"
 
 
 class DuplicateSubscription(RuleViolation):

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
+from datetime import date
+from enum import Enum
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoding
+from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder, Transcoding
 
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.calendar import IntervalUnit
+from ledger.dunning import DunningPolicy, FinalAction
 from ledger.postings import Posting, Side
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
-from ledger.receivables import Allocation
+from ledger.receivables import Allocation, ChargeFailureReason
 
 
 def event_id(originator_id: UUID, originator_version: int) -> str:
@@ -46,7 +49,53 @@ def _same(value: Any) -> Any:
     return value
 
 
+class DateAsISO(Transcoding):
+    """Stores a calendar date (such as a card's expiry) as its ISO string; the library has none."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class EnumAsValue(Transcoding):
+    """Stores an enum member as its value, read back as the member (not a plain str)."""
+
+    def __init__(self, cls: type[Enum]) -> None:
+        self.type = cls
+        self.name = f"enum_{cls.__name__}"
+
+    def encode(self, obj: Any) -> Any:
+        return obj.value
+
+    def decode(self, data: Any) -> Any:
+        return self.type(data)
+
+
+class EnumKeepingTranscoder(JSONTranscoder):
+    """The library's JSON transcoder, but enum members in an event's fields keep their type.
+
+    The json module writes a str-based enum member as a plain string without asking the
+    transcoder, so the event's fields are tagged before encoding.
+    """
+
+    def encode(self, obj: Any) -> bytes:
+        if isinstance(obj, dict):
+            obj = {key: self._tagged(value) for key, value in obj.items()}
+        return super().encode(obj)
+
+    def _tagged(self, value: Any) -> Any:
+        if isinstance(value, Enum) and type(value) in self.types:
+            return {"_type_": self.types[type(value)].name, "_data_": value.value}
+        return value
+
+
 TRANSCODINGS: tuple[Transcoding, ...] = (
+    DateAsISO(),
     DataclassAsDict(Posting, {"side": Side}),
     DataclassAsDict(Contact),
     DataclassAsDict(
@@ -55,6 +104,15 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
     ),
     DataclassAsDict(Source),
     DataclassAsDict(Allocation),
+    DataclassAsDict(
+        DunningPolicy,
+        {
+            "reminder_days_before_due": tuple,
+            "reminder_days_after_due": tuple,
+            "retry_days_after_failure": tuple,
+            "final_action": FinalAction,
+        },
+    ),
     DataclassAsDict(Rejection),
 )
 
@@ -77,10 +135,17 @@ class BillingLedger(Application[UUID]):
         assert isinstance(self.recorder, ProcessRecorder)
         return self.recorder
 
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = EnumKeepingTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         for transcoding in TRANSCODINGS:
             transcoder.register(transcoding)
+        for enum_type in (ChargeFailureReason, FinalAction):
+            transcoder.register(EnumAsValue(enum_type))
 
     def account(self, account_id: str) -> Account | None:
         """The account named `account_id`, or None if it was never opened."""

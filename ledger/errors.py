@@ -26,3 +26,33 @@ class MissingValue(RuleViolation):
     """A required value is empty."""
 
     code = "missing_value"
+
+
+def check_range(field: str, value: int, lowest: int, highest: int) -> int:
+    """Answer `value` if lowest <= value <= highest, else raise OutOfRange naming `field`."""
+    if not lowest <= value <= highest:
+        raise OutOfRange(f"{field} must be {lowest} to {highest}, got {value}", field=field)
+    return value
+
+
+class OutOfRange(RuleViolation):
+    """A number is outside the range the rule allows."""
+
+    code = "out_of_range"
+
+
+def check_text(field: str, value: str, longest: int, *, required: bool = True) -> str:
+    """Answer `value` if it has at most `longest` characters and, if `required`, is not blank."""
+    if required and not value.strip():
+        raise MissingValue(f"{field} must not be empty", field=field)
+    if len(value) > longest:
+        raise TooLong(
+            f"{field} must be at most {longest} characters, got {len(value)}", field=field
+        )
+    return value
+
+
+class TooLong(RuleViolation):
+    """A text is longer than the rule allows."""
+
+    code = "too_long"

@@ -64,6 +64,12 @@ class Receivables:
 
         def _complete_cancellations(self, command_id: str, issued_at: datetime) -> None: ...
 
+        def _dunning_tick(self, command_id: str, now: datetime) -> None: ...
+
+        def _schedule_retry(
+            self, command_id: str, issued_at: datetime, invoice_id: str
+        ) -> None: ...
+
     class InvoiceOverdue(AccountEvent):
         """An invoice passed its due date unpaid."""
 
@@ -126,9 +132,10 @@ class Receivables:
             aggregate.failed_charges[self.invoice_id] = self.attempt
 
     def advance_clock(self, *, command_id: str, issued_at: datetime) -> None:
-        """Do what has fallen due by `issued_at`: invoice each cycle begun, mark overdue invoices.
+        """Do what has fallen due by `issued_at` and was not done yet: invoice each cycle begun,
+        complete due cancellations, mark overdue invoices, emit the dunning steps due.
 
-        A clock earlier than one already seen finds nothing due and changes nothing.
+        The account keeps no clock: repeating a time adds nothing already done.
         """
         due_cycles = sum(_cycles_begun(sub, issued_at) for sub in self.subscriptions.values())
         if due_cycles > MAX_CYCLES_PER_ADVANCE:
@@ -142,6 +149,10 @@ class Receivables:
             for _ in range(_cycles_begun(sub, issued_at)):
                 self._issue_invoice(command_id, issued_at, sub)
         self._complete_cancellations(command_id, issued_at)
+        self._mark_overdue(command_id, issued_at)
+        self._dunning_tick(command_id, issued_at)
+
+    def _mark_overdue(self, command_id: str, issued_at: datetime) -> None:
         for invoice in list(self.invoices.values()):
             if invoice.outstanding_minor > 0 and not invoice.overdue and invoice.due_at < issued_at:
                 self._record(
@@ -211,6 +222,7 @@ class Receivables:
             reason=reason,
             attempt=self.failed_charges.get(invoice_id, 0) + 1,
         )
+        self._schedule_retry(command_id, issued_at, invoice_id)
 
     def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         invoice = self.invoices[invoice_id]
@@ -319,7 +331,7 @@ def _cycles_begun(sub: Subscription, now: datetime) -> int:
     return count
 
 
-def _check_method_kind(kind: str) -> None:
+def _check_method_kind(kind: str, *, field: str = "payment_method_kind") -> None:
     """A payment method kind is a short lower-case word: credit_card, bank_transfer, ..."""
     if not (
         0 < len(kind) <= MAX_PAYMENT_METHOD_KIND_LENGTH
@@ -327,9 +339,8 @@ def _check_method_kind(kind: str) -> None:
         and kind == kind.lower()
     ):
         raise PaymentRuleViolation(
-            "payment_method_kind must be a lower-case word such as credit_card or "
-            f"bank_transfer, got {kind!r}",
-            field="payment_method_kind",
+            f"{field} must be a lower-case word such as credit_card or bank_transfer, got {kind!r}",
+            field=field,
         )
 
 

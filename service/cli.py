@@ -143,6 +143,12 @@ def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
 
 
 def _flag_kind(avro_type: Any) -> tuple[str, list[str] | None]:
+    if isinstance(avro_type, list) and len(avro_type) == 2 and "null" in avro_type:
+        return _flag_kind(next(t for t in avro_type if t != "null"))  # optional: leave it out
+    if isinstance(avro_type, dict) and avro_type.get("logicalType") == "date":
+        return "str", None  # ISO 8601, e.g. 2027-12-31
+    if avro_type == "boolean":
+        return "bool", ["true", "false"]
     if isinstance(avro_type, dict) and avro_type.get("logicalType") == "timestamp-millis":
         return "time", None
     if isinstance(avro_type, dict) and avro_type.get("type") == "enum":
@@ -260,7 +266,11 @@ def _fields_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name)
         if value is None:
             continue
-        fields[name] = json.loads(value) if kind == "json" else value
+        if kind == "json":
+            value = json.loads(value)
+        elif kind == "bool":
+            value = value == "true"
+        fields[name] = value
     return fields
 
 

@@ -22,6 +22,12 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.CreditApplied: "billing.events.CreditApplied",
     Account.InvoicePaid: "billing.events.InvoicePaid",
     Account.ChargeFailed: "billing.events.ChargeFailed",
+    Account.DunningPolicySet: "billing.events.DunningPolicySet",
+    Account.PaymentReminderDue: "billing.events.PaymentReminderDue",
+    Account.ChargeRetryScheduled: "billing.events.ChargeRetryScheduled",
+    Account.ChargeRetryDue: "billing.events.ChargeRetryDue",
+    Account.HardshipPauseStarted: "billing.events.HardshipPauseStarted",
+    Account.DunningFinalAction: "billing.events.DunningFinalAction",
     Account.PlanChanged: "billing.events.PlanChanged",
     Account.CreditNoteIssued: "billing.events.CreditNoteIssued",
     Account.SubscriptionPaused: "billing.events.SubscriptionPaused",
@@ -29,6 +35,10 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.CancellationScheduled: "billing.events.CancellationScheduled",
     Account.SubscriptionCancelled: "billing.events.SubscriptionCancelled",
     Account.SubscriptionReactivated: "billing.events.SubscriptionReactivated",
+    Account.PaymentMethodAdded: "billing.events.PaymentMethodAdded",
+    Account.PaymentMethodRemoved: "billing.events.PaymentMethodRemoved",
+    Account.DefaultPaymentMethodSet: "billing.events.DefaultPaymentMethodSet",
+    Account.FeedbackRecorded: "billing.events.FeedbackRecorded",
 }
 RESULT_SCHEMA = "billing.results.CommandResult"
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}

@@ -31,11 +31,14 @@ from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     advance_clock,
+    cancel_subscription,
     command_message,
+    fail_charge,
     open_account,
     publish,
     read_until,
     record_payment,
+    set_dunning_policy,
     subscribe,
     wait_for,
 )
@@ -49,7 +52,11 @@ def workload(accounts: int, rng: random.Random) -> list[Command]:
     for number in range(accounts):
         account = f"acc-{number}"
         commands.append(("OpenAccount", open_account(account)))
+        if rng.random() < 0.3:
+            commands.append(("SetDunningPolicy", set_dunning_policy(account)))
         commands.append(("Subscribe", subscribe(account, price_minor=rng.randint(100, 9_999))))
+        if rng.random() < 0.2:
+            commands.append(("FailCharge", fail_charge(account, "sub-1/1")))
         roll = rng.random()
         if roll < 0.2:
             commands.append(("Subscribe", subscribe(account, subscription_id="sub-2")))
@@ -62,6 +69,10 @@ def workload(accounts: int, rng: random.Random) -> list[Command]:
         if rng.random() < 0.5:
             amount = rng.choice((500, 999, 5_000))  # partial, maybe exact, maybe overpaid
             commands.append(("RecordPayment", record_payment(account, amount_minor=amount)))
+        if rng.random() < 0.15:
+            commands.append(("CancelSubscription", cancel_subscription(account, days=50)))
+        if rng.random() < 0.3:
+            commands.append(("AdvanceClock", advance_clock(account, 75)))
         if rng.random() < 0.1:
             commands.append(rng.choice(commands[-3:]))  # the same command sent again
     return commands
@@ -71,8 +82,12 @@ def expected_ledger(commands: list[Command]) -> BillingLedger:
     """The ledger a clean run of `commands`, in order, gives (in memory)."""
     ledger = BillingLedger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     for offset, (kind, record) in enumerate(commands):
-        delivery = Delivery(command_from_record(kind, record), kind,
-                            content_digest(kind, record), Source("expected", 0, offset))
+        delivery = Delivery(
+            command_from_record(kind, record),
+            kind,
+            content_digest(kind, record),
+            Source("expected", 0, offset),
+        )
         work = UnitOfWork(ledger)
         process(work, [delivery], frozenset())
         ledger.save(*work.changed)
@@ -98,14 +113,20 @@ class CrashReport:
         return "\n".join(f"{name}: {value}" for name, value in vars(self).items())
 
 
-def crash_run(servers: Servers, work_dir: Path, accounts: int, kills: int, seed: int) -> CrashReport:
+def crash_run(
+    servers: Servers, work_dir: Path, accounts: int, kills: int, seed: int
+) -> CrashReport:
     """Stream the workload, kill the ledger `kills` times, restart it, and check the outcome."""
     rng = random.Random(seed)
     commands = workload(accounts, rng)
-    report = CrashReport(commands_sent=len(commands),
-                         distinct_commands=len({r["command_id"] for _, r in commands}))
-    env = {"LEDGER_DATABASE_URL": servers.database_url,
-           "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap, "LEDGER_BATCH_SIZE": "50"}
+    report = CrashReport(
+        commands_sent=len(commands), distinct_commands=len({r["command_id"] for _, r in commands})
+    )
+    env = {
+        "LEDGER_DATABASE_URL": servers.database_url,
+        "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+        "LEDGER_BATCH_SIZE": "50",
+    }
     # Each round gets its share of the commands just before the ledger starts, so that
     # every kill lands while there is work in flight.
     share = -(-len(commands) // (kills + 1))
@@ -179,16 +200,20 @@ def check(servers: Servers, commands: list[Command], report: CrashReport) -> Non
         effects = Counter(event.command_id for event in account_events(stored))
         wanted = Counter(event.command_id for event in account_events(expected))
         report.duplicates = sum(max(0, effects[c] - n) for c, n in wanted.items()) + sum(
-            n for c, n in effects.items() if c not in wanted)
+            n for c, n in effects.items() if c not in wanted
+        )
         report.lost = sum(max(0, n - effects[c]) for c, n in wanted.items())
         report.lost += sum(1 for _, r in commands if stored.receipt(r["command_id"]) is None)
         stored_ids = {event_id_of(e) for e in account_events(stored)}
     finally:
         stored.close()
     report.events_stored = len(stored_ids)
-    reads = read_until(servers.kafka_bootstrap, EVENTS_TOPIC,
-                       lambda found: stored_ids <= {r.headers["event_id"].decode() for r in found},
-                       timeout_s=60)
+    reads = read_until(
+        servers.kafka_bootstrap,
+        EVENTS_TOPIC,
+        lambda found: stored_ids <= {r.headers["event_id"].decode() for r in found},
+        timeout_s=60,
+    )
     payloads: dict[str, set[bytes]] = {}
     for read in reads:
         payloads.setdefault(read.headers["event_id"].decode(), set()).add(read.value)

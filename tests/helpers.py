@@ -87,6 +87,46 @@ def record_payment(account_id: str, **fields: Any) -> dict[str, Any]:
     } | fields
 
 
+def head(account_id: str, days: int = 0) -> dict[str, Any]:
+    """The fields every command has, with a fresh command_id, `days` after ISSUED_AT."""
+    return {
+        "command_id": str(uuid.uuid4()),
+        "account_id": account_id,
+        "issued_at": ISSUED_AT + timedelta(days=days),
+    }
+
+
+def set_dunning_policy(account_id: str, **fields: Any) -> dict[str, Any]:
+    """A SetDunningPolicy record: the recommended policy, suspending at the end."""
+    return (
+        head(account_id)
+        | {
+            "reminder_days_before_due": [3],
+            "reminder_days_after_due": [1, 7, 14],
+            "retry_days_after_failure": [1, 3, 7],
+            "grace_days": 21,
+            "final_action": "SUSPEND",
+        }
+        | fields
+    )
+
+
+def fail_charge(account_id: str, invoice_id: str, days: int = 14) -> dict[str, Any]:
+    """A FailCharge record: the card had insufficient funds."""
+    return head(account_id, days) | {
+        "invoice_id": invoice_id,
+        "payment_method_kind": "credit_card",
+        "reason": "insufficient_funds",
+    }
+
+
+def cancel_subscription(
+    account_id: str, days: int, subscription_id: str = "sub-1"
+) -> dict[str, Any]:
+    """A CancelSubscription record."""
+    return head(account_id, days) | {"subscription_id": subscription_id}
+
+
 def advance_clock(account_id: str, days: int) -> dict[str, Any]:
     """An AdvanceClock record `days` after ISSUED_AT, with a fresh command_id."""
     return {

@@ -9,12 +9,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.handlers import Delivery, Outcome, process
-from commands.messages import Command, OpenAccount, Subscribe, content_digest
+from commands.messages import (
+    AdvanceClock,
+    Command,
+    FailCharge,
+    OpenAccount,
+    RecordPayment,
+    Subscribe,
+    content_digest,
+)
 from commands.unit_of_work import UnitOfWork
-from ledger.account import Account, CancellationPolicy, Contact, Terms
+from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
 from ledger.receipts import Source
+from ledger.receivables import ChargeFailureReason
 
 # Whole milliseconds, as every issued_at that arrives through Avro (timestamp-millis) is.
 ISSUED_AT = datetime(2024, 1, 31, 9, 30, tzinfo=UTC)
@@ -82,6 +91,64 @@ def subscribe(
         subscription_id=subscription_id,
         terms=terms(**term_overrides),
     )
+
+
+def advance_clock(
+    account_id: str = "acc-1", *, issued_at: datetime, command_id: str | None = None
+) -> AdvanceClock:
+    """An AdvanceClock command to `issued_at`, with a fresh command_id unless one is given."""
+    return AdvanceClock(
+        command_id=command_id or new_command_id(), account_id=account_id, issued_at=issued_at
+    )
+
+
+def record_payment(
+    account_id: str = "acc-1",
+    *,
+    amount_minor: int,
+    invoice_id: str | None = None,
+    payment_id: str | None = None,
+    command_id: str | None = None,
+    issued_at: datetime = ISSUED_AT,
+    currency: str = "EUR",
+    payment_method_kind: str = "credit_card",
+) -> RecordPayment:
+    """A RecordPayment command by credit card in EUR, with fresh command and payment ids."""
+    return RecordPayment(
+        command_id=command_id or new_command_id(),
+        account_id=account_id,
+        issued_at=issued_at,
+        payment_id=payment_id or f"pay-{uuid.uuid4()}",
+        amount_minor=amount_minor,
+        currency=currency,
+        payment_method_kind=payment_method_kind,
+        invoice_id=invoice_id,
+    )
+
+
+def fail_charge(
+    account_id: str = "acc-1",
+    *,
+    invoice_id: str,
+    reason: ChargeFailureReason = ChargeFailureReason.INSUFFICIENT_FUNDS,
+    command_id: str | None = None,
+    issued_at: datetime = ISSUED_AT,
+    payment_method_kind: str = "credit_card",
+) -> FailCharge:
+    """A FailCharge command for `invoice_id`, by default a card with insufficient funds."""
+    return FailCharge(
+        command_id=command_id or new_command_id(),
+        account_id=account_id,
+        issued_at=issued_at,
+        invoice_id=invoice_id,
+        payment_method_kind=payment_method_kind,
+        reason=reason,
+    )
+
+
+def account_events(ledger: BillingLedger, account_id: str = "acc-1") -> list[Any]:
+    """Every stored event of the account, oldest first (none if it was never opened)."""
+    return list(ledger.repository.event_store.get(account_uuid(account_id)))
 
 
 def digest_of(command: Command) -> str:
