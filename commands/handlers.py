@@ -13,6 +13,7 @@ from eventsourcing.persistence import PersistenceError
 from commands.messages import (
     AddPaymentMethod,
     AdvanceClock,
+    AnnouncePriceChange,
     CancelSubscription,
     ChangePlan,
     Command,
@@ -117,6 +118,17 @@ def report_hardship(command: ReportHardship, work: UnitOfWork) -> None:
     )
 
 
+def announce_price_change(command: AnnouncePriceChange, work: UnitOfWork) -> None:
+    """Announce a new price with notice."""
+    work.require_account(command.account_id).announce_price_change(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        subscription_id=command.subscription_id,
+        new_price_minor=command.new_price_minor,
+        effective_from=command.effective_from,
+    )
+
+
 def change_plan(command: ChangePlan, work: UnitOfWork) -> None:
     """Move a subscription to another plan, prorated."""
     work.require_account(command.account_id).change_plan(
@@ -194,6 +206,7 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     SetDunningPolicy: set_dunning_policy,
     ReportHardship: report_hardship,
     ChangePlan: change_plan,
+    AnnouncePriceChange: announce_price_change,
     PauseSubscription: _on_subscription("pause_subscription"),
     ResumeSubscription: _on_subscription("resume_subscription"),
     CancelSubscription: _on_subscription("cancel_subscription"),

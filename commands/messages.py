@@ -199,6 +199,15 @@ def set_dunning_policy(record: Mapping[str, Any], head: dict[str, Any]) -> SetDu
     return SetDunningPolicy(**head, policy=policy)
 
 
+@dataclass(frozen=True)
+class AnnouncePriceChange(Command):
+    """Announce a subscription's new price, with notice."""
+
+    subscription_id: str
+    new_price_minor: int
+    effective_from: datetime
+
+
 def by_field_names(cls: type[Command]) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
     """The mapping of a command whose own fields are record fields of the same names."""
     own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
@@ -243,6 +252,7 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
     "SetDunningPolicy": set_dunning_policy,
     "ReportHardship": by_field_names(ReportHardship),
     "ChangePlan": by_field_names(ChangePlan),
+    "AnnouncePriceChange": by_field_names(AnnouncePriceChange),
     "PauseSubscription": by_field_names(PauseSubscription),
     "ResumeSubscription": by_field_names(ResumeSubscription),
     "CancelSubscription": by_field_names(CancelSubscription),

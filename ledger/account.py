@@ -23,6 +23,7 @@ from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
+from ledger.pricing import Pricing
 from ledger.receivables import Receivables
 
 _ACCOUNT_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:account")
@@ -49,7 +50,9 @@ __all__ = [
 ]
 
 
-class Account(Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback, Aggregate):
+class Account(
+    Pricing, Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback, Aggregate
+):
     """A customer account in one currency, with its subscriptions and invoices."""
 
     class Opened(Aggregate.Created):
@@ -120,6 +123,7 @@ class Account(Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback,
         self.hardship_until: datetime | None = None
         self.dunning_marks: set[str] = set()
         self.retries: dict[str, datetime] = {}
+        self.pending_prices: dict[str, tuple[int, datetime]] = {}
         self.payment_methods: dict[str, PaymentMethod] = {}
         self.default_payment_method_id: str | None = None
         self.feedback_ids: set[str] = set()
@@ -217,6 +221,7 @@ class Account(Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback,
         if proration is None:
             cycle = sub.cycles_invoiced
             period_start, period_end = sub.period(cycle)
+            self._apply_due_price(command_id, issued_at, sub, period_start)
             invoice_id, amount_minor = f"{sub.subscription_id}/{cycle + 1}", sub.terms.price_minor
         else:
             cycle = sub.cycles_invoiced - 1

@@ -29,6 +29,8 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.HardshipPauseStarted: "billing.events.HardshipPauseStarted",
     Account.DunningFinalAction: "billing.events.DunningFinalAction",
     Account.PlanChanged: "billing.events.PlanChanged",
+    Account.PriceChangeAnnounced: "billing.events.PriceChangeAnnounced",
+    Account.PriceChangeApplied: "billing.events.PriceChangeApplied",
     Account.CreditNoteIssued: "billing.events.CreditNoteIssued",
     Account.SubscriptionPaused: "billing.events.SubscriptionPaused",
     Account.SubscriptionResumed: "billing.events.SubscriptionResumed",
