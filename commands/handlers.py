@@ -24,6 +24,7 @@ from commands.messages import (
     RecordFeedback,
     RecordPayment,
     RemovePaymentMethod,
+    Renegotiate,
     ReportHardship,
     ResumeSubscription,
     SetDefaultPaymentMethod,
@@ -98,6 +99,21 @@ def fail_charge(command: FailCharge, work: UnitOfWork) -> None:
         invoice_id=command.invoice_id,
         payment_method_kind=command.payment_method_kind,
         reason=command.reason,
+    )
+
+
+def renegotiate(command: Renegotiate, work: UnitOfWork) -> None:
+    """Turn overdue invoices into an installment plan."""
+    work.require_account(command.account_id).renegotiate(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        plan_id=command.plan_id,
+        invoice_ids=command.invoice_ids,
+        installments=command.installments,
+        first_due_at=command.first_due_at,
+        interval_days=command.interval_days,
+        interest_minor=command.interest_minor,
+        forgiven_minor=command.forgiven_minor,
     )
 
 
@@ -203,6 +219,7 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     AdvanceClock: advance_clock,
     RecordPayment: record_payment,
     FailCharge: fail_charge,
+    Renegotiate: renegotiate,
     SetDunningPolicy: set_dunning_policy,
     ReportHardship: report_hardship,
     ChangePlan: change_plan,

@@ -71,6 +71,8 @@ def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
         trial_days=record["trial_days"],
         days_until_due=record["days_until_due"],
         cancellation_policy=CancellationPolicy(record["cancellation_policy"]),
+        early_payment_discount_bp=record["early_payment_discount_bp"],
+        early_payment_days=record["early_payment_days"],
     )
     return Subscribe(**head, subscription_id=record["subscription_id"], terms=terms)
 
@@ -245,10 +247,38 @@ def fail_charge(record: Mapping[str, Any], head: dict[str, Any]) -> FailCharge:
     )
 
 
+@dataclass(frozen=True)
+class Renegotiate(Command):
+    """Consolidate overdue invoices into a plan of installments."""
+
+    plan_id: str
+    invoice_ids: tuple[str, ...]
+    installments: int
+    first_due_at: datetime
+    interval_days: int
+    interest_minor: int
+    forgiven_minor: int
+
+
+def renegotiate(record: Mapping[str, Any], head: dict[str, Any]) -> Renegotiate:
+    """Map a decoded billing.commands.Renegotiate record."""
+    return Renegotiate(
+        **head,
+        plan_id=record["plan_id"],
+        invoice_ids=tuple(record["invoice_ids"]),
+        installments=record["installments"],
+        first_due_at=record["first_due_at"],
+        interval_days=record["interval_days"],
+        interest_minor=record["interest_minor"],
+        forgiven_minor=record["forgiven_minor"],
+    )
+
+
 FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
     "AdvanceClock": advance_clock,
     "RecordPayment": record_payment,
     "FailCharge": fail_charge,
+    "Renegotiate": renegotiate,
     "SetDunningPolicy": set_dunning_policy,
     "ReportHardship": by_field_names(ReportHardship),
     "ChangePlan": by_field_names(ChangePlan),

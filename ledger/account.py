@@ -25,6 +25,7 @@ from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.pricing import Pricing
 from ledger.receivables import Receivables
+from ledger.renegotiation import Renegotiation, RenegotiationPlan
 
 _ACCOUNT_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:account")
 MAX_TRIAL_DAYS = 730
@@ -51,7 +52,14 @@ __all__ = [
 
 
 class Account(
-    Pricing, Dunning, Lifecycle, Receivables, PaymentMethods, CustomerFeedback, Aggregate
+    Pricing,
+    Dunning,
+    Lifecycle,
+    Renegotiation,
+    Receivables,
+    PaymentMethods,
+    CustomerFeedback,
+    Aggregate,
 ):
     """A customer account in one currency, with its subscriptions and invoices."""
 
@@ -94,12 +102,27 @@ class Account(
         period_end: datetime
         due_at: datetime
         postings: tuple[Posting, ...]
+        early_payment_discount_minor: int
+        early_payment_deadline: datetime | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Invoices stored before early-payment incentives had none."""
+            state["early_payment_discount_minor"] = 0
+            state["early_payment_deadline"] = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Account)
             aggregate.subscriptions[self.subscription_id].cycles_invoiced = self.cycle + 1
             aggregate.invoices[self.invoice_id] = Invoice(
-                self.invoice_id, self.subscription_id, self.amount_minor, self.due_at
+                self.invoice_id,
+                self.subscription_id,
+                self.amount_minor,
+                self.due_at,
+                early_discount_minor=self.early_payment_discount_minor,
+                early_deadline=self.early_payment_deadline,
             )
 
     def __init__(
@@ -127,6 +150,7 @@ class Account(
         self.payment_methods: dict[str, PaymentMethod] = {}
         self.default_payment_method_id: str | None = None
         self.feedback_ids: set[str] = set()
+        self.renegotiations: dict[str, RenegotiationPlan] = {}
 
     @classmethod
     def open(
@@ -167,6 +191,11 @@ class Account(
                 f"subscription {subscription_id!r} already exists on account {self.account_id!r}",
                 field="subscription_id",
             )
+        if subscription_id in self.renegotiations:  # their invoice ids would be the same
+            raise DuplicateSubscription(
+                f"{subscription_id!r} is a renegotiation plan on account {self.account_id!r}",
+                field="subscription_id",
+            )
         trial_ends_at = issued_at + timedelta(days=terms.trial_days) if terms.trial_days else None
         first_period = Subscription(subscription_id, terms, issued_at, trial_ends_at, 0).period(0)
         self._record(
@@ -197,6 +226,8 @@ class Account(
         check_range("interval_count", terms.interval_count, 1, 1000)
         check_range("trial_days", terms.trial_days, 0, MAX_TRIAL_DAYS)
         check_range("days_until_due", terms.days_until_due, 0, MAX_DAYS_UNTIL_DUE)
+        check_range("early_payment_discount_bp", terms.early_payment_discount_bp, 0, 5_000)
+        check_range("early_payment_days", terms.early_payment_days, 0, MAX_DAYS_UNTIL_DUE)
 
     def _record(
         self, event_class: type[AccountEvent], issued_at: datetime, command_id: str, **fields: Any
@@ -241,6 +272,14 @@ class Account(
             period_end=period_end,
             due_at=period_start + timedelta(days=sub.terms.days_until_due),
             postings=transfer(LedgerAccount.RECEIVABLE, LedgerAccount.REVENUE, amount_minor),
+            early_payment_discount_minor=amount_minor
+            * sub.terms.early_payment_discount_bp
+            // 10_000,
+            early_payment_deadline=(
+                period_start + timedelta(days=sub.terms.early_payment_days)
+                if sub.terms.early_payment_discount_bp
+                else None
+            ),
         )
         self._apply_credit(command_id, issued_at, invoice_id)
 

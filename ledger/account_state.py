@@ -46,6 +46,11 @@ class Terms:
     trial_days: int
     days_until_due: int
     cancellation_policy: CancellationPolicy
+    # An early-payment incentive: this share (in basis points, 1/100 of a percent) of an
+    # invoice is forgiven if the rest is paid within this many days of the invoice's period
+    # start. 0 basis points: none.
+    early_payment_discount_bp: int = 0
+    early_payment_days: int = 0
 
 
 class SubscriptionStatus(StrEnum):
@@ -99,8 +104,20 @@ class Invoice:
     due_at: datetime
     paid_minor: int = 0
     overdue: bool = False
+    early_discount_minor: int = 0
+    early_deadline: datetime | None = None
+    # The renegotiation plan that took over what was outstanding, if any.
+    renegotiated_into: str | None = None
+
+    def discount_if_settled_at(self, when: datetime) -> int:
+        """The early-payment discount an invoice settled at `when` gets (0 when none)."""
+        if self.early_deadline is None or when > self.early_deadline:
+            return 0
+        return min(self.early_discount_minor, self.outstanding_minor)
 
     @property
     def outstanding_minor(self) -> int:
-        """What is still to be paid."""
+        """What is still to be paid; nothing once renegotiated (the plan's installments owe it)."""
+        if self.renegotiated_into is not None:
+            return 0
         return self.amount_minor - self.paid_minor

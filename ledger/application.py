@@ -20,6 +20,7 @@ from ledger.dunning import DunningPolicy, FinalAction
 from ledger.postings import Posting, Side
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
 from ledger.receivables import Allocation, ChargeFailureReason
+from ledger.renegotiation import Installment, OriginalDebt
 
 
 def event_id(originator_id: UUID, originator_version: int) -> str:
@@ -114,6 +115,8 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
         },
     ),
     DataclassAsDict(Rejection),
+    DataclassAsDict(OriginalDebt),
+    DataclassAsDict(Installment),
 )
 
 

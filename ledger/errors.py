@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+from datetime import datetime
+
 
 class RuleViolation(Exception):
     """A command broke a business rule; it changes nothing and is answered with a rejection.
@@ -56,3 +59,30 @@ class TooLong(RuleViolation):
     """A text is longer than the rule allows."""
 
     code = "too_long"
+
+
+def check_time_range(field: str, value: datetime, earliest: datetime, latest: datetime) -> datetime:
+    """Answer `value` if earliest <= value <= latest, else raise OutOfRange naming `field`."""
+    if not earliest <= value <= latest:
+        raise OutOfRange(
+            f"{field} must be from {earliest.isoformat()} to {latest.isoformat()}, "
+            f"got {value.isoformat()}",
+            field=field,
+        )
+    return value
+
+
+def check_distinct(field: str, values: Sequence[Hashable]) -> Sequence[Hashable]:
+    """Answer `values` if no value occurs twice, else raise DuplicateValue naming `field`."""
+    seen: set[Hashable] = set()
+    for value in values:
+        if value in seen:
+            raise DuplicateValue(f"{field} names {value!r} more than once", field=field)
+        seen.add(value)
+    return values
+
+
+class DuplicateValue(RuleViolation):
+    """A list names the same value twice."""
+
+    code = "duplicate_value"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.account_state import AccountEvent, Invoice, Subscription
 from ledger.errors import RuleViolation
 from ledger.money import CurrencyMismatch, check_currency
-from ledger.postings import LedgerAccount, Posting, Side, check_balanced
+from ledger.postings import LedgerAccount, Posting, Side, check_balanced, transfer
 
 MAX_PAYMENT_METHOD_KIND_LENGTH = 40
 MAX_CYCLES_PER_ADVANCE = 400  # bounds one command's work: about 33 years of monthly invoices
@@ -66,6 +66,8 @@ class Receivables:
 
         def _dunning_tick(self, command_id: str, now: datetime) -> None: ...
 
+        def _renegotiation_tick(self, command_id: str, now: datetime) -> None: ...
+
         def _schedule_retry(
             self, command_id: str, issued_at: datetime, invoice_id: str
         ) -> None: ...
@@ -110,6 +112,17 @@ class Receivables:
             aggregate.invoices[self.invoice_id].paid_minor += self.amount_minor
             aggregate.credit_minor -= self.amount_minor
 
+    class EarlyPaymentDiscountGranted(AccountEvent):
+        """An invoice paid early: the incentive's share is forgiven (Dr discounts, Cr receivable)."""
+
+        invoice_id: str
+        amount_minor: int
+        currency: str
+        postings: tuple[Posting, ...]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.invoices[self.invoice_id].paid_minor += self.amount_minor
+
     class InvoicePaid(AccountEvent):
         """An invoice is settled in full."""
 
@@ -133,7 +146,8 @@ class Receivables:
 
     def advance_clock(self, *, command_id: str, issued_at: datetime) -> None:
         """Do what has fallen due by `issued_at` and was not done yet: invoice each cycle begun,
-        complete due cancellations, mark overdue invoices, emit the dunning steps due.
+        complete due cancellations, mark overdue invoices, default renegotiation plans with a
+        missed installment, emit the dunning steps due.
 
         The account keeps no clock: repeating a time adds nothing already done.
         """
@@ -150,6 +164,7 @@ class Receivables:
                 self._issue_invoice(command_id, issued_at, sub)
         self._complete_cancellations(command_id, issued_at)
         self._mark_overdue(command_id, issued_at)
+        self._renegotiation_tick(command_id, issued_at)  # before dunning sees the due dates
         self._dunning_tick(command_id, issued_at)
 
     def _mark_overdue(self, command_id: str, issued_at: datetime) -> None:
@@ -178,7 +193,7 @@ class Receivables:
     ) -> None:
         """Record money received; it settles `invoice_id` first, if given, then the oldest due."""
         self._check_payment(payment_id, amount_minor, currency, payment_method_kind, invoice_id)
-        allocations = self._allocate(amount_minor, invoice_id)
+        allocations = self._allocate(amount_minor, invoice_id, issued_at)
         allocated = sum(a.amount_minor for a in allocations)
         credited = amount_minor - allocated
         postings = [Posting(LedgerAccount.cash(payment_method_kind), Side.DEBIT, amount_minor)]
@@ -199,6 +214,7 @@ class Receivables:
             postings=check_balanced(postings),
         )
         for allocation in allocations:
+            self._grant_early_discount(command_id, issued_at, allocation.invoice_id)
             self._mark_if_paid(command_id, issued_at, allocation.invoice_id)
 
     def fail_charge(
@@ -226,6 +242,9 @@ class Receivables:
 
     def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         invoice = self.invoices[invoice_id]
+        if invoice.amount_minor == 0:  # a free cycle's invoice is settled as it is issued
+            self._mark_if_paid(command_id, issued_at, invoice_id)
+            return
         amount = min(self.credit_minor, invoice.outstanding_minor)
         if amount <= 0:
             return
@@ -245,6 +264,21 @@ class Receivables:
         )
         self._mark_if_paid(command_id, issued_at, invoice_id)
 
+    def _grant_early_discount(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
+        invoice = self.invoices[invoice_id]
+        discount = invoice.discount_if_settled_at(issued_at)
+        if discount == 0 or invoice.outstanding_minor != discount:
+            return  # no incentive, too late, or not settled by this payment
+        self._record(
+            self.EarlyPaymentDiscountGranted,
+            issued_at,
+            command_id,
+            invoice_id=invoice_id,
+            amount_minor=discount,
+            currency=self.currency,
+            postings=transfer(LedgerAccount.DISCOUNTS, LedgerAccount.RECEIVABLE, discount),
+        )
+
     def _mark_if_paid(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         invoice = self.invoices[invoice_id]
         if invoice.outstanding_minor == 0:
@@ -257,7 +291,9 @@ class Receivables:
                 currency=self.currency,
             )
 
-    def _allocate(self, amount_minor: int, invoice_id: str | None) -> tuple[Allocation, ...]:
+    def _allocate(
+        self, amount_minor: int, invoice_id: str | None, when: datetime
+    ) -> tuple[Allocation, ...]:
         open_invoices = sorted(
             (i for i in self.invoices.values() if i.outstanding_minor > 0),
             key=lambda i: (i.invoice_id != invoice_id, i.due_at, i.invoice_id),
@@ -267,7 +303,8 @@ class Receivables:
         for invoice in open_invoices:
             if remaining == 0:
                 break
-            settled = min(remaining, invoice.outstanding_minor)
+            payable = invoice.outstanding_minor - invoice.discount_if_settled_at(when)
+            settled = min(remaining, payable)
             allocations.append(Allocation(invoice.invoice_id, settled))
             remaining -= settled
         return tuple(allocations)
@@ -335,6 +372,8 @@ def _check_method_kind(kind: str, *, field: str = "payment_method_kind") -> None
     """A payment method kind is a short lower-case word: credit_card, bank_transfer, ..."""
     if not (
         0 < len(kind) <= MAX_PAYMENT_METHOD_KIND_LENGTH
+        and kind.isascii()
+        and kind[0].isalpha()
         and kind.replace("_", "").isalnum()
         and kind == kind.lower()
     ):

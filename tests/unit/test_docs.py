@@ -7,6 +7,7 @@ from pathlib import Path
 import commands.handlers  # noqa: F401 - defines the handlers' own rule violations
 from commands.avro import AvroCodec
 from ledger.errors import RuleViolation
+from service import worked_example
 from service.catalogue import render
 from service.cli import build_parser
 from service.config import VARIABLES
@@ -20,6 +21,17 @@ class TestDocs:
     def test_catalogue_is_generated_from_the_current_schemas(self) -> None:
         """docs/catalogue.md is exactly what `python -m service.catalogue` prints."""
         assert (ROOT / "docs" / "catalogue.md").read_text() == render(AvroCodec())
+
+    def test_the_worked_example_is_what_the_ledger_does(self) -> None:
+        """docs/worked-example.md is exactly what `python -m service.worked_example` prints."""
+        assert (ROOT / "docs" / "worked-example.md").read_text() == worked_example.render()
+
+    def test_every_step_of_the_worked_example_is_accepted(self) -> None:
+        """The story is told with valid commands only, and the customer ends owing nothing."""
+        rows = [line for line in worked_example.render().splitlines() if line.startswith("| ")]
+        steps = rows[2:]  # after the header and its rule
+        assert steps and all("| accepted |" in row for row in steps)
+        assert steps[-1].endswith("| 0 | 0 |")
 
     def test_readme_names_every_variable(self) -> None:
         """Every LEDGER_* variable the code reads is in the README's configuration table."""

@@ -12,6 +12,7 @@ from commands.avro import AvroCodec, Decoded
 from ledger.account import Account, Contact
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import CommandReceipt
+from ledger.receivables import ChargeFailureReason
 from service.config import EVENTS_TOPIC, RESULTS_TOPIC
 from service.event_records import (
     ACCOUNT_EVENT_SCHEMAS,
@@ -21,7 +22,16 @@ from service.event_records import (
     result_record,
 )
 from service.kafka import Outgoing
-from tests.unit.builders import ISSUED_AT, Sender, open_account, subscribe
+from tests.unit.builders import (
+    ISSUED_AT,
+    Sender,
+    advance_clock,
+    fail_charge,
+    in_memory_ledger,
+    open_account,
+    record_payment,
+    subscribe,
+)
 
 RECEIPT_EVENTS = (CommandReceipt.Recorded, CommandReceipt.Redelivered)
 ACCOUNT_EVENTS = (Account.Opened, Account.Subscribed, Account.InvoiceIssued)
@@ -29,6 +39,21 @@ OPEN_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a01"
 SUBSCRIBE_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a02"
 TRIAL_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a03"
 UNKNOWN_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a04"
+RECEIVABLES_EVENTS = (
+    Account.InvoiceOverdue,
+    Account.PaymentReceived,
+    Account.CreditApplied,
+    Account.InvoicePaid,
+    Account.ChargeFailed,
+)
+FAIL_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a05"
+OVERDUE_TICK_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a06"
+PAY_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a07"
+CREDIT_TICK_COMMAND_ID = "0f6f3c1e-6d1a-4c0e-9d55-5a4f0d7e1a08"
+FAILED_AT = datetime(2024, 2, 1, 9, 30, tzinfo=UTC)
+OVERDUE_AT = datetime(2024, 2, 20, 9, 30, tzinfo=UTC)
+PAID_AT = datetime(2024, 2, 21, 9, 30, tzinfo=UTC)
+CREDITED_AT = datetime(2024, 2, 29, 9, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -80,6 +105,45 @@ def fixture_published(ledger: BillingLedger, send: Sender, codec: AvroCodec) -> 
         subscribing,
         subscribe(command_id=SUBSCRIBE_COMMAND_ID, price_minor=1),
     )
+    return publish_all(ledger, codec)
+
+
+@pytest.fixture(name="receivables_published")
+def fixture_receivables_published(codec: AvroCodec) -> list[Published]:
+    """Every event of a receivables history, in a ledger of its own, published and decoded back.
+
+    acc-1 subscribes to 15.00 monthly (sub-1/1, due 14 Feb); a debit card charge of sub-1/1
+    fails on 1 Feb; the clock on 20 Feb marks it overdue; 20.00 by bank transfer on 21 Feb pays
+    it and leaves 5.00 credit; the clock on 29 Feb issues sub-1/2 and applies the credit to it.
+    """
+    ledger = in_memory_ledger()
+    send = Sender(ledger)
+    send(open_account(command_id=OPEN_COMMAND_ID), subscribe(command_id=SUBSCRIBE_COMMAND_ID))
+    send(
+        fail_charge(
+            command_id=FAIL_COMMAND_ID,
+            issued_at=FAILED_AT,
+            invoice_id="sub-1/1",
+            reason=ChargeFailureReason.INSUFFICIENT_FUNDS,
+            payment_method_kind="debit_card",
+        )
+    )
+    send(advance_clock(command_id=OVERDUE_TICK_COMMAND_ID, issued_at=OVERDUE_AT))
+    send(
+        record_payment(
+            command_id=PAY_COMMAND_ID,
+            issued_at=PAID_AT,
+            payment_id="pay-1",
+            amount_minor=2000,
+            payment_method_kind="bank_transfer",
+        )
+    )
+    send(advance_clock(command_id=CREDIT_TICK_COMMAND_ID, issued_at=CREDITED_AT))
+    return publish_all(ledger, codec)
+
+
+def publish_all(ledger: BillingLedger, codec: AvroCodec) -> list[Published]:
+    """Every stored event of `ledger`, published as the relay would and decoded back."""
     published = []
     for notification in ledger.recorder.select_notifications(start=1, limit=1000):
         event = ledger.mapper.to_domain_event(notification)
@@ -202,6 +266,8 @@ class TestSubscribed:
             "trial_days": 0,
             "days_until_due": 14,
             "cancellation_policy": "AT_PERIOD_END",
+            "early_payment_discount_bp": 0,
+            "early_payment_days": 0,
             "trial_ends_at": None,
             "current_period_start": subscribed_at,
             "current_period_end": datetime(2024, 2, 29, 9, 31, tzinfo=UTC),
@@ -244,6 +310,116 @@ class TestInvoiceIssued:
                 {"ledger_account": "receivable", "side": "DEBIT", "amount_minor": 1500},
                 {"ledger_account": "revenue", "side": "CREDIT", "amount_minor": 1500},
             ],
+            "early_payment_discount_minor": 0,
+            "early_payment_deadline": None,
+        }
+
+
+def envelope(item: Published, command_id: str, occurred_at: datetime) -> dict[str, Any]:
+    """The fields every billing.events record of acc-1 starts with."""
+    version = item.event.originator_version
+    return {
+        "event_id": event_id(item.event.originator_id, version),
+        "account_id": "acc-1",
+        "occurred_at": occurred_at,
+        "command_id": command_id,
+        "account_version": version,
+    }
+
+
+class TestReceivablesEvents:
+    """Overdue marks, payments, credit, paid invoices and failed charges are published too."""
+
+    def test_the_history_covers_every_receivables_event_type(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """The fixture exercises each receivables event type, once each."""
+        types = [type(item.event) for item in only(receivables_published, *RECEIVABLES_EVENTS)]
+        assert sorted(t.__name__ for t in types) == sorted(t.__name__ for t in RECEIVABLES_EVENTS)
+
+    def test_each_is_written_with_its_schema_and_decodes_to_its_record(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """Events topic, keyed by acc-1, the schema of its class, and nothing lost on the wire."""
+        for item in only(receivables_published, *RECEIVABLES_EVENTS):
+            schema_name = ACCOUNT_EVENT_SCHEMAS[type(item.event)]
+            assert item.message.topic == EVENTS_TOPIC
+            assert item.message.key == b"acc-1"
+            assert item.decoded.schema_name == schema_name
+            assert item.headers["event_type"] == schema_name.rpartition(".")[2].encode()
+            assert item.decoded.record == account_event_record(item.event)
+
+    def test_invoice_overdue_carries_what_is_outstanding_and_when_it_was_due(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """sub-1/1, 15.00 EUR outstanding, due 14 Feb, marked by the tick of 20 Feb."""
+        item = the_one(receivables_published, Account.InvoiceOverdue)
+        assert item.decoded.record == envelope(item, OVERDUE_TICK_COMMAND_ID, OVERDUE_AT) | {
+            "invoice_id": "sub-1/1",
+            "outstanding_minor": 1500,
+            "currency": "EUR",
+            "due_at": datetime(2024, 2, 14, 9, 30, tzinfo=UTC),
+        }
+
+    def test_payment_received_carries_allocations_credit_and_postings(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """15.00 to sub-1/1, 5.00 credited; cash debited, receivable and credit credited."""
+        item = the_one(receivables_published, Account.PaymentReceived)
+        assert item.decoded.record == envelope(item, PAY_COMMAND_ID, PAID_AT) | {
+            "payment_id": "pay-1",
+            "amount_minor": 2000,
+            "currency": "EUR",
+            "payment_method_kind": "bank_transfer",
+            "allocations": [{"invoice_id": "sub-1/1", "amount_minor": 1500}],
+            "credited_minor": 500,
+            "postings": [
+                {"ledger_account": "cash:bank_transfer", "side": "DEBIT", "amount_minor": 2000},
+                {"ledger_account": "receivable", "side": "CREDIT", "amount_minor": 1500},
+                {"ledger_account": "customer_credit", "side": "CREDIT", "amount_minor": 500},
+            ],
+        }
+
+    def test_invoice_paid_names_the_invoice_and_its_amount(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """Published by the payment's command, right after PaymentReceived."""
+        item = the_one(receivables_published, Account.InvoicePaid)
+        received = the_one(receivables_published, Account.PaymentReceived)
+        assert item.decoded.record == envelope(item, PAY_COMMAND_ID, PAID_AT) | {
+            "invoice_id": "sub-1/1",
+            "amount_minor": 1500,
+            "currency": "EUR",
+        }
+        assert (
+            item.decoded.record["account_version"] == received.decoded.record["account_version"] + 1
+        )
+
+    def test_credit_applied_carries_its_postings(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """5.00 of credit to sub-1/2: customer credit debited, receivable credited."""
+        item = the_one(receivables_published, Account.CreditApplied)
+        assert item.decoded.record == envelope(item, CREDIT_TICK_COMMAND_ID, CREDITED_AT) | {
+            "invoice_id": "sub-1/2",
+            "amount_minor": 500,
+            "currency": "EUR",
+            "postings": [
+                {"ledger_account": "customer_credit", "side": "DEBIT", "amount_minor": 500},
+                {"ledger_account": "receivable", "side": "CREDIT", "amount_minor": 500},
+            ],
+        }
+
+    def test_charge_failed_carries_the_reason_as_its_enum_symbol(
+        self, receivables_published: list[Published]
+    ) -> None:
+        """insufficient_funds (a billing.types.ChargeFailureReason symbol), attempt 1."""
+        item = the_one(receivables_published, Account.ChargeFailed)
+        assert item.decoded.record == envelope(item, FAIL_COMMAND_ID, FAILED_AT) | {
+            "invoice_id": "sub-1/1",
+            "payment_method_kind": "debit_card",
+            "reason": "insufficient_funds",
+            "attempt": 1,
         }
 
 

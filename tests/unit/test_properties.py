@@ -1,6 +1,7 @@
 """Invariants of the ledger over random command histories, processed in random batch splits.
 
-Postings balance, replay rebuilds what the commands built, processing is deterministic, and
+Postings balance, receivable is what the invoices leave outstanding and customer credit what
+the account holds, replay rebuilds what the commands built, processing is deterministic, and
 redelivery changes nothing.
 """
 
@@ -15,15 +16,24 @@ from itertools import pairwise
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.handlers import Outcome
-from commands.messages import Command, OpenAccount, Subscribe
+from commands.messages import (
+    AdvanceClock,
+    Command,
+    FailCharge,
+    OpenAccount,
+    RecordPayment,
+    Subscribe,
+)
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.application import BillingLedger, event_id
 from ledger.calendar import IntervalUnit
 from ledger.postings import LedgerAccount, Side, balance_of
+from ledger.receivables import ChargeFailureReason
 from tests.unit.builders import Sender, digest_of, in_memory_ledger
 
 PROPERTY = settings(max_examples=100, deadline=None)
@@ -86,6 +96,41 @@ subscribes = st.builds(
     subscription_id=st.sampled_from(("sub-1", "sub-2", "sub-3", "sub-4", "sub-5", "")),
     terms=st.one_of(valid_terms, valid_terms, valid_terms.flatmap(broken)),
 )
+# Invoice ids the histories' subscriptions issue (sub-1 to sub-5), and one they never do.
+named_invoice_ids = st.sampled_from(
+    ("sub-1/1", "sub-2/1", "sub-3/1", "sub-4/1", "sub-1/2", "sub-2/2", "sub-3/3", "sub-9/1")
+)
+record_payments = st.builds(
+    RecordPayment,
+    command_id=command_ids,
+    account_id=account_ids,
+    issued_at=issued_ats,
+    payment_id=st.sampled_from((*(f"pay-{n}" for n in range(1, 13)), "")),
+    # Small payments settle parts of invoices, large ones overpay into credit.
+    amount_minor=st.one_of(
+        st.integers(min_value=1, max_value=5_000),
+        st.integers(min_value=1, max_value=50_000),
+        st.integers(min_value=1, max_value=300_000),
+        st.integers(min_value=-100, max_value=0),
+    ),
+    currency=st.sampled_from(("EUR",) * 8 + ("USD", "XXX")),
+    payment_method_kind=st.sampled_from(("credit_card",) * 4 + ("bank_transfer", "Credit Card")),
+    invoice_id=st.one_of(st.none(), st.none(), named_invoice_ids),
+)
+fail_charges = st.builds(
+    FailCharge,
+    command_id=command_ids,
+    account_id=account_ids,
+    issued_at=issued_ats,
+    invoice_id=named_invoice_ids,
+    payment_method_kind=st.sampled_from(("credit_card", "debit_card", "Debit Card")),
+    reason=st.sampled_from(ChargeFailureReason),
+)
+# How far each tick moves the clock, in days: mostly on, by up to a year, sometimes back.
+clock_steps = st.sampled_from(
+    (0, 1, 10, 14, 15, 29, 30, 31, 45, 61, 92, 122, 200, 366, -1, -15, -45)
+).map(lambda days: timedelta(days=days))
+ticks = st.tuples(command_ids, account_ids, clock_steps)
 
 
 @dataclass(frozen=True)
@@ -110,14 +155,29 @@ def histories(draw: st.DrawFn) -> History:
     """Commands, some delivered more than once, cut into batches at random.
 
     Most accounts are also opened early on, so that many subscriptions find their account.
+    Clock ticks come in the order of their times, which mostly go forward. Some payments,
+    failed charges and ticks come last, aimed at the accounts and invoices of subscriptions.
     """
     commands = draw(st.lists(subscribes, min_size=1, max_size=25))
     commands += draw(st.lists(open_accounts, max_size=5))
+    commands += draw(st.lists(record_payments, max_size=12))
+    commands += draw(st.lists(fail_charges, max_size=4))
     commands = list(draw(st.permutations(commands)))
     opened_count = draw(st.sampled_from((1, 2, 3, 3, 3)))
-    for account_id in draw(st.permutations(ACCOUNT_IDS))[:opened_count]:
+    opened = draw(st.permutations(ACCOUNT_IDS))[:opened_count]
+    for account_id in opened:
         opening = valid_opening(draw(open_accounts), account_id)
         commands.insert(draw(st.integers(min_value=0, max_value=len(commands) // 4)), opening)
+    clock = insert_ticks(commands, draw(st.lists(ticks, max_size=8)), draw)
+    late_subscription = Subscribe(
+        command_id=None,  # type: ignore[arg-type]  # a fresh id is given below
+        account_id=draw(st.sampled_from(opened)),
+        issued_at=clock,
+        subscription_id="sub-6",
+        terms=draw(valid_terms),
+    )
+    targets = [command for command in commands if isinstance(command, Subscribe)]
+    commands += [late_subscription, *draw(late_commands([*targets, late_subscription], clock))]
     commands = [
         dataclasses.replace(command, command_id=command.command_id or fresh_command_id(index))
         for index, command in enumerate(commands)
@@ -127,6 +187,62 @@ def histories(draw: st.DrawFn) -> History:
         position = draw(st.integers(min_value=0, max_value=len(deliveries)))
         deliveries.insert(position, draw(st.sampled_from(commands)))
     return History(tuple(deliveries), draw(cuts_within(len(deliveries))))
+
+
+def insert_ticks(
+    commands: list[Command], drawn: list[tuple[str | None, str, timedelta]], draw: st.DrawFn
+) -> datetime:
+    """Put one AdvanceClock per drawn tick into `commands`, in order, at random places.
+
+    Answers the time of the last tick.
+    """
+    places = st.integers(min_value=0, max_value=len(commands))
+    positions = sorted(draw(st.lists(places, min_size=len(drawn), max_size=len(drawn))))
+    clock = FIRST_ISSUED_AT
+    for inserted, ((command_id, account_id, step), position) in enumerate(
+        zip(drawn, positions, strict=True)
+    ):
+        clock += step
+        tick = AdvanceClock(command_id=command_id, account_id=account_id, issued_at=clock)
+        commands.insert(position + inserted, tick)
+    return clock
+
+
+@st.composite
+def late_commands(draw: st.DrawFn, targets: list[Subscribe], clock: datetime) -> list[Command]:
+    """Payments, failed charges and ticks for the accounts of the `targets`, after `clock`.
+
+    They come when the targets' invoices may exist: payments and failures name the first
+    ones, and credit paid in may be applied by the ticks. The last target, a subscription
+    made at `clock` on an open account, is aimed at more often than the others.
+    """
+    late: list[Command] = []
+    for kind in draw(
+        st.lists(st.sampled_from(("pay", "pay", "fail", "fail", "tick")), min_size=2, max_size=10)
+    ):
+        target = draw(st.sampled_from((targets[-1], *targets)))
+        if kind == "tick":
+            clock += draw(clock_steps)
+            late.append(
+                AdvanceClock(
+                    command_id=draw(command_ids), account_id=target.account_id, issued_at=clock
+                )
+            )
+        else:
+            late.append(
+                aimed(draw(record_payments if kind == "pay" else fail_charges), target, draw)
+            )
+    return late
+
+
+def aimed(
+    command: RecordPayment | FailCharge, target: Subscribe, draw: st.DrawFn
+) -> RecordPayment | FailCharge:
+    """`command` sent to the target's account, naming one of its first invoices if any."""
+    invoice_id = command.invoice_id
+    if invoice_id is not None:
+        invoice_id = f"{target.subscription_id}/{draw(st.sampled_from((1, 1, 1, 2, 3)))}"
+    return dataclasses.replace(command, account_id=target.account_id, invoice_id=invoice_id)
 
 
 def cuts_within(length: int) -> st.SearchStrategy[tuple[int, ...]]:
@@ -198,6 +314,9 @@ def state_of(account: Account) -> dict[str, Any]:
         "contacts": account.contacts,
         "subscriptions": account.subscriptions,
         "invoices": account.invoices,
+        "credit_minor": account.credit_minor,
+        "payment_ids": account.payment_ids,
+        "failed_charges": account.failed_charges,
     }
 
 
@@ -220,10 +339,8 @@ class TestPostings:
 
     @PROPERTY
     @given(history=histories())
-    def test_every_entry_balances_and_receivable_is_what_was_invoiced(
-        self, history: History
-    ) -> None:
-        """Debits equal credits per event; each account's receivable is its invoices' sum."""
+    def test_every_entry_balances_and_revenue_is_what_was_invoiced(self, history: History) -> None:
+        """Debits equal credits per event; each account's revenue is its invoices' sum."""
         result = run(history)
         events = stored_events(result.ledger)
         for event in events:
@@ -238,7 +355,6 @@ class TestPostings:
             invoiced = (
                 0 if account is None else sum(i.amount_minor for i in account.invoices.values())
             )
-            assert balance_of(LedgerAccount.RECEIVABLE, postings_of(own)) == invoiced
             assert balance_of(LedgerAccount.REVENUE, postings_of(own)) == -invoiced
 
     @PROPERTY
@@ -260,13 +376,80 @@ class TestPostings:
         )
 
 
+class TestReceivables:
+    """What the postings say is owed agrees with the invoices and the account's credit."""
+
+    @PROPERTY
+    @given(history=histories())
+    def test_receivable_is_outstanding_and_customer_credit_is_the_accounts_credit(
+        self, history: History
+    ) -> None:
+        """Per account: receivable = outstanding, customer credit = credit_minor, cash = paid."""
+        result = run(history)
+        events = stored_events(result.ledger)
+        for account_id in ACCOUNT_IDS:
+            account = result.ledger.account(account_id)
+            own = [e for e in events if e.originator_id == account_uuid(account_id)]
+            if account is None:
+                assert own == []
+                continue
+            invoices = account.invoices.values()
+            postings = postings_of(own)
+            assert balance_of(LedgerAccount.RECEIVABLE, postings) == sum(
+                i.outstanding_minor for i in invoices
+            )
+            assert -balance_of(LedgerAccount.CUSTOMER_CREDIT, postings) == account.credit_minor
+            assert account.credit_minor >= 0
+            assert all(0 <= i.paid_minor <= i.amount_minor for i in invoices)
+            received = [e for e in own if isinstance(e, Account.PaymentReceived)]
+            cash = sum(p.signed_minor for p in postings if p.ledger_account.startswith("cash:"))
+            assert cash == sum(e.amount_minor for e in received)
+            label_coverage(own, account)
+
+    @PROPERTY
+    @given(history=histories())
+    def test_an_invoice_is_marked_overdue_at_most_once_and_only_while_unpaid(
+        self, history: History
+    ) -> None:
+        """One InvoiceOverdue per invoice at most, with something outstanding, past its due date."""
+        result = run(history)
+        events = stored_events(result.ledger)
+        for account_id in ACCOUNT_IDS:
+            account = result.ledger.account(account_id)
+            if account is None:
+                continue
+            own = [e for e in events if e.originator_id == account_uuid(account_id)]
+            marks = [e for e in own if isinstance(e, Account.InvoiceOverdue)]
+            assert len({m.invoice_id for m in marks}) == len(marks)
+            assert {m.invoice_id for m in marks} == {
+                i.invoice_id for i in account.invoices.values() if i.overdue
+            }
+            for mark in marks:
+                assert mark.outstanding_minor > 0
+                assert mark.due_at < mark.timestamp
+
+
+def label_coverage(events: list[Any], account: Account) -> None:
+    """Tell hypothesis's statistics which receivables paths a history took."""
+    for event_type in (
+        Account.InvoiceOverdue,
+        Account.PaymentReceived,
+        Account.CreditApplied,
+        Account.InvoicePaid,
+        Account.ChargeFailed,
+    ):
+        seen = any(isinstance(e, event_type) for e in events)
+        hypothesis.event(f"{event_type.__name__}: {seen}")
+    hypothesis.event(f"credit left: {account.credit_minor > 0}")
+
+
 class TestReplay:
     """Stored events rebuild exactly the state the commands built."""
 
     @PROPERTY
     @given(history=histories())
     def test_reading_an_account_back_rebuilds_its_state(self, history: History) -> None:
-        """Subscriptions, invoices, currency and version survive storage and replay."""
+        """Subscriptions, invoices (paid, overdue), credit, payments, failures, version survive."""
         result = run(history)
         for account_id in ACCOUNT_IDS:
             rebuilt = result.ledger.account(account_id)
