@@ -160,6 +160,14 @@ class Dunning:
 
     def _schedule_retry(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         attempt = self.failed_charges.get(invoice_id, 0)
+        if self.dunning_policy != DEFAULT_POLICY:  # tell the customer the charge failed
+            self._remind(
+                command_id,
+                issued_at,
+                self.invoices[invoice_id],
+                f"charge_failed_{attempt}",
+                "invoice.charge_failed",
+            )
         schedule = self.dunning_policy.retry_days_after_failure
         if attempt > len(schedule):
             return  # retries exhausted: the reminders and the final action take over

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,13 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         "the ones it started on exit.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--clock",
+        type=float,
+        metavar="SECONDS",
+        help="also run a clock: every SECONDS, send AdvanceClock at the current time for every "
+        "account (overrides LEDGER_CLOCK_INTERVAL_S)",
     )
     run.set_defaults(action=do_run)
 
@@ -165,6 +173,10 @@ def do_run(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> in
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    if args.clock is not None:
+        if args.clock < 0:
+            raise ConfigError(f"--clock must not be negative, got {args.clock}")
+        settings = replace(settings, clock_interval_s=args.clock)
     runner.run(settings, stop)
     return 0
 

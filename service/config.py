@@ -28,6 +28,8 @@ VARIABLES: dict[str, str] = {
     "LEDGER_SESSION_TIMEOUT_MS": "Kafka consumer session timeout (default 6000: the embedded "
     "broker joins groups in about half of it).",
     "LEDGER_LOG_LEVEL": "debug, info, warning or error (default info).",
+    "LEDGER_CLOCK_INTERVAL_S": "Seconds between the ticks of ledger run's clock, which sends "
+    "AdvanceClock at the current time for every account (default 0: no clock).",
     "LEDGER_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
     "LEDGER_KAFKA_SASL_MECHANISM": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with SASL_* protocols.",
     "LEDGER_KAFKA_SASL_USERNAME": "SASL user name.",
@@ -101,6 +103,7 @@ class Settings:
     consumer_group: str = "billing-ledger"
     batch_size: int = 500
     session_timeout_ms: int = 6000
+    clock_interval_s: float = 0.0
     log_level: str = "info"
     kafka_security: KafkaSecurity = PLAINTEXT
 
@@ -116,6 +119,7 @@ class Settings:
             consumer_group=env.get("LEDGER_CONSUMER_GROUP") or "billing-ledger",
             batch_size=_positive(env, "LEDGER_BATCH_SIZE", 500),
             session_timeout_ms=_positive(env, "LEDGER_SESSION_TIMEOUT_MS", 6000),
+            clock_interval_s=_seconds(env, "LEDGER_CLOCK_INTERVAL_S"),
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),
             kafka_security=KafkaSecurity.from_env(env),
         )
@@ -212,6 +216,19 @@ def _check_tls_files(security: KafkaSecurity) -> None:
         raise ConfigError(
             "LEDGER_KAFKA_SSL_KEYFILE needs LEDGER_KAFKA_SSL_CERTFILE, the certificate of that key"
         )
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name)
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
 
 
 class ConfigError(ValueError):

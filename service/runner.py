@@ -16,6 +16,7 @@ from ledger.application import BillingLedger
 from projections.balances import Balances
 from projections.projector import Projector
 from service import embedded
+from service.clock import Clock
 from service.config import (
     COMMANDS_TOPIC,
     DEAD_LETTER_TOPIC,
@@ -125,6 +126,8 @@ def run_on_cluster(
             relay_loop(settings, where, stack),
             projector_loop(settings, where, stack),
         ]
+        if settings.clock_interval_s > 0:
+            loops.append(clock_loop(settings, where, stack))
         threads = [
             threading.Thread(target=_repeat, args=(name, step, halt), name=name, daemon=True)
             for name, step in loops
@@ -232,6 +235,15 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     return "projections", projector.run_once
 
 
+def clock_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
+    """The clock's step: a tick for every account, when one is due."""
+    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    stack.callback(producer.close)
+    clock = Clock(producer, AvroCodec(), where.database_url, settings.clock_interval_s)
+    stack.callback(clock.close)
+    return "clock", clock.run_once
+
+
 def _repeat(name: str, step: Step, stop: threading.Event) -> None:
     failures = 0
     while not stop.is_set():
@@ -244,10 +256,8 @@ def _repeat(name: str, step: Step, stop: threading.Event) -> None:
             logger.exception("loop.failed", loop=name, retry_in_s=backoff_s)
             stop.wait(backoff_s)
             continue
-        if not done and name == "relay":
-            time.sleep(
-                IDLE_SLEEP_S
-            )  # the consumers' polls wait by themselves; the relay's select does not
+        if not done and name in ("relay", "clock"):
+            time.sleep(IDLE_SLEEP_S)  # the consumers' polls wait by themselves; these do not
 
 
 def _log_revoked(partitions: list[tuple[str, int]]) -> None:

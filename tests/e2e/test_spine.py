@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -236,3 +237,37 @@ class TestEmbeddedDefaults:
         assert exit_status == 0, (tmp_path / "ledger.log").read_text()[-3000:]
         after = embedded.status(home)
         assert not after.kafka.running and not after.postgres.running
+
+
+class TestClock:
+    """`ledger run --clock` advances every account's business time to now."""
+
+    def test_the_clock_invoices_a_cycle_that_began(self, servers: Servers, tmp_path: Path) -> None:
+        """Subscribed 40 days ago: the clock's tick issues the second monthly invoice."""
+        started = datetime.now(UTC) - timedelta(days=40)
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-clock", issued_at=started)),
+                command_message("Subscribe", subscribe("acc-clock", issued_at=started)),
+            ],
+        )
+        process = start_ledger(
+            {
+                "LEDGER_DATABASE_URL": servers.database_url,
+                "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+                "LEDGER_CLOCK_INTERVAL_S": "1",
+            },
+            tmp_path / "ledger.log",
+        )
+        try:
+            row = wait_for(
+                lambda: (
+                    (r := balances_row(servers.database_url, "acc-clock")) and r[2] == 1998 and r
+                ),
+                timeout_s=40,
+            )
+            assert row == ("EUR", 1998, 1998, 1)
+        finally:
+            assert stop_ledger(process) == 0
+        assert "clock.ticked" in (tmp_path / "ledger.log").read_text()

@@ -93,6 +93,18 @@ class TestReminders:
 class TestRetries:
     """A failed charge is retried on the policy's schedule until it is used up."""
 
+    def test_the_customer_is_told_when_a_charge_fails(
+        self, ledger: BillingLedger, dunned: Sender
+    ) -> None:
+        """Each failure brings a reminder with its own stage and the charge_failed template."""
+        dunned(fail_charge(invoice_id="sub-1/1", issued_at=DUE))
+        dunned(fail_charge(invoice_id="sub-1/1", issued_at=DUE + DAY))
+        reminders = events_named(ledger, "PaymentReminderDue")
+        assert [(r.stage, r.template_key) for r in reminders] == [
+            ("charge_failed_1", "invoice.charge_failed"),
+            ("charge_failed_2", "invoice.charge_failed"),
+        ]
+
     def test_retry_scheduled_then_due(self, ledger: BillingLedger, dunned: Sender) -> None:
         """Failed on the due date: retry one day later, announced by the tick that reaches it."""
         dunned(fail_charge(invoice_id="sub-1/1", issued_at=DUE))
