@@ -16,13 +16,16 @@ from commands.messages import (
     AnnouncePriceChange,
     CancelSubscription,
     ChangePlan,
+    Charge,
     Command,
     FailCharge,
+    IssueCreditNote,
     OpenAccount,
     PauseSubscription,
     ReactivateSubscription,
     RecordFeedback,
     RecordPayment,
+    RefundCredit,
     RemovePaymentMethod,
     Renegotiate,
     ReportHardship,
@@ -30,6 +33,7 @@ from commands.messages import (
     SetDefaultPaymentMethod,
     SetDunningPolicy,
     Subscribe,
+    WriteOff,
     command_id_problem,
     issued_at_problem,
     key_problem,
@@ -199,6 +203,49 @@ def record_feedback(command: RecordFeedback, work: UnitOfWork) -> None:
     )
 
 
+def charge(command: Charge, work: UnitOfWork) -> None:
+    """Ask for a charge of an open invoice."""
+    work.require_account(command.account_id).charge(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        invoice_id=command.invoice_id,
+        payment_method_id=command.payment_method_id,
+    )
+
+
+def issue_credit_note(command: IssueCreditNote, work: UnitOfWork) -> None:
+    """Give revenue back as account credit."""
+    work.require_account(command.account_id).issue_credit_note(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        credit_note_id=command.credit_note_id,
+        invoice_id=command.invoice_id,
+        amount_minor=command.amount_minor,
+        reason=command.reason,
+    )
+
+
+def refund_credit(command: RefundCredit, work: UnitOfWork) -> None:
+    """Pay customer credit back."""
+    work.require_account(command.account_id).refund_credit(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        refund_id=command.refund_id,
+        amount_minor=command.amount_minor,
+        payment_method_kind=command.payment_method_kind,
+    )
+
+
+def write_off(command: WriteOff, work: UnitOfWork) -> None:
+    """Give up on what an invoice still owes."""
+    work.require_account(command.account_id).write_off(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        invoice_id=command.invoice_id,
+        reason=command.reason,
+    )
+
+
 def _on_subscription(method: str) -> Callable[[Any, UnitOfWork], None]:
     """The handler of a command that names one subscription and nothing else."""
 
@@ -232,6 +279,10 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
     RemovePaymentMethod: remove_payment_method,
     SetDefaultPaymentMethod: set_default_payment_method,
     RecordFeedback: record_feedback,
+    Charge: charge,
+    IssueCreditNote: issue_credit_note,
+    RefundCredit: refund_credit,
+    WriteOff: write_off,
 }
 
 

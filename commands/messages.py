@@ -210,6 +210,41 @@ class AnnouncePriceChange(Command):
     effective_from: datetime
 
 
+@dataclass(frozen=True)
+class Charge(Command):
+    """Ask the payment system to charge what an open invoice has outstanding."""
+
+    invoice_id: str
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True)
+class IssueCreditNote(Command):
+    """Give part of an invoice's revenue back to the customer as account credit."""
+
+    credit_note_id: str
+    invoice_id: str
+    amount_minor: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundCredit(Command):
+    """Pay customer credit back through a kind of payment method."""
+
+    refund_id: str
+    amount_minor: int
+    payment_method_kind: str
+
+
+@dataclass(frozen=True)
+class WriteOff(Command):
+    """Give up on what an open invoice still owes."""
+
+    invoice_id: str
+    reason: str
+
+
 def by_field_names(cls: type[Command]) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
     """The mapping of a command whose own fields are record fields of the same names."""
     own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
@@ -291,6 +326,10 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
     "RemovePaymentMethod": by_field_names(RemovePaymentMethod),
     "SetDefaultPaymentMethod": by_field_names(SetDefaultPaymentMethod),
     "RecordFeedback": by_field_names(RecordFeedback),
+    "Charge": by_field_names(Charge),
+    "IssueCreditNote": by_field_names(IssueCreditNote),
+    "RefundCredit": by_field_names(RefundCredit),
+    "WriteOff": by_field_names(WriteOff),
     "OpenAccount": open_account,
     "Subscribe": subscribe,
 }

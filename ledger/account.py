@@ -16,6 +16,7 @@ from ledger.account_state import (
     Subscription,
     Terms,
 )
+from ledger.adjustments import Adjustments
 from ledger.dunning import DEFAULT_POLICY, Dunning
 from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
 from ledger.feedback import CustomerFeedback
@@ -56,6 +57,7 @@ class Account(
     Dunning,
     Lifecycle,
     Renegotiation,
+    Adjustments,
     Receivables,
     PaymentMethods,
     CustomerFeedback,
@@ -151,6 +153,8 @@ class Account(
         self.default_payment_method_id: str | None = None
         self.feedback_ids: set[str] = set()
         self.renegotiations: dict[str, RenegotiationPlan] = {}
+        self.credit_note_ids: set[str] = set()
+        self.refund_ids: set[str] = set()
 
     @classmethod
     def open(

@@ -108,6 +108,10 @@ class Invoice:
     early_deadline: datetime | None = None
     # The renegotiation plan that took over what was outstanding, if any.
     renegotiated_into: str | None = None
+    # Revenue given back against the invoice by credit notes (as account credit).
+    credited_minor: int = 0
+    # What was given up on: no longer owed, never paid.
+    written_off_minor: int = 0
 
     def discount_if_settled_at(self, when: datetime) -> int:
         """The early-payment discount an invoice settled at `when` gets (0 when none)."""
@@ -120,4 +124,4 @@ class Invoice:
         """What is still to be paid; nothing once renegotiated (the plan's installments owe it)."""
         if self.renegotiated_into is not None:
             return 0
-        return self.amount_minor - self.paid_minor
+        return self.amount_minor - self.paid_minor - self.written_off_minor

@@ -74,6 +74,8 @@ class Lifecycle:
 
         def apply(self, aggregate: Any) -> None:
             aggregate.credit_minor += self.amount_minor
+            aggregate.credit_note_ids.add(self.credit_note_id)
+            aggregate.invoices[self.invoice_id].credited_minor += self.amount_minor
 
     class SubscriptionPaused(AccountEvent):
         """The subscription stops being invoiced until resumed."""
@@ -276,15 +278,23 @@ class Lifecycle:
                 )
 
     def _credit_note(
-        self, command_id: str, issued_at: datetime, invoice: Invoice, reason: str, amount: int
+        self,
+        command_id: str,
+        issued_at: datetime,
+        invoice: Invoice,
+        reason: str,
+        amount: int,
+        credit_note_id: str | None = None,
     ) -> None:
+        """Give `amount` of the invoice's revenue back as credit, which settles the invoice if
+        it is open; the id is derived from the command unless the sender chose one."""
         if amount <= 0:
             return
         self._record(
             self.CreditNoteIssued,
             issued_at,
             command_id,
-            credit_note_id=f"{invoice.invoice_id}/credit-{command_id[:8]}",
+            credit_note_id=credit_note_id or f"{invoice.invoice_id}/credit-{command_id[:8]}",
             invoice_id=invoice.invoice_id,
             amount_minor=amount,
             currency=self.currency,

@@ -44,6 +44,9 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.PaymentMethodRemoved: "billing.events.PaymentMethodRemoved",
     Account.DefaultPaymentMethodSet: "billing.events.DefaultPaymentMethodSet",
     Account.FeedbackRecorded: "billing.events.FeedbackRecorded",
+    Account.ChargeRequested: "billing.events.ChargeRequested",
+    Account.CreditRefunded: "billing.events.CreditRefunded",
+    Account.InvoiceWrittenOff: "billing.events.InvoiceWrittenOff",
 }
 RESULT_SCHEMA = "billing.results.CommandResult"
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}

@@ -70,6 +70,8 @@ def subscribe(account_id: str, **fields: Any) -> dict[str, Any]:
         "trial_days": 0,
         "days_until_due": 14,
         "cancellation_policy": "AT_PERIOD_END",
+        "early_payment_discount_bp": 0,
+        "early_payment_days": 0,
     } | fields
 
 
