@@ -11,7 +11,7 @@ import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -22,16 +22,34 @@ from hypothesis import strategies as st
 
 from commands.handlers import Outcome
 from commands.messages import (
+    AddPaymentMethod,
     AdvanceClock,
+    AnnouncePriceChange,
+    CancelSubscription,
+    ChangePlan,
+    Charge,
     Command,
     FailCharge,
+    IssueCreditNote,
     OpenAccount,
+    PauseSubscription,
+    ReactivateSubscription,
+    RecordFeedback,
     RecordPayment,
+    RefundCredit,
+    RemovePaymentMethod,
+    Renegotiate,
+    ReportHardship,
+    ResumeSubscription,
+    SetDefaultPaymentMethod,
+    SetDunningPolicy,
     Subscribe,
+    WriteOff,
 )
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.application import BillingLedger, event_id
 from ledger.calendar import IntervalUnit
+from ledger.dunning import DunningPolicy, FinalAction
 from ledger.postings import LedgerAccount, Side, balance_of
 from ledger.receivables import ChargeFailureReason
 from tests.unit.builders import Sender, digest_of, in_memory_ledger
@@ -61,6 +79,9 @@ valid_terms = st.builds(
     trial_days=st.sampled_from((0, 0, 0, 14, 30)),
     days_until_due=st.integers(min_value=0, max_value=30),
     cancellation_policy=st.sampled_from(CancellationPolicy),
+    # Mostly no early-payment incentive; sometimes one, up to the largest share allowed.
+    early_payment_discount_bp=st.sampled_from((0, 0, 0, 200, 500, 5_000)),
+    early_payment_days=st.integers(min_value=0, max_value=30),
 )
 
 
@@ -75,6 +96,8 @@ def broken(terms: Terms) -> st.SearchStrategy[Terms]:
             dataclasses.replace(terms, interval_count=0),
             dataclasses.replace(terms, trial_days=731),
             dataclasses.replace(terms, days_until_due=366),
+            dataclasses.replace(terms, early_payment_discount_bp=5_001),
+            dataclasses.replace(terms, early_payment_days=366),
         ]
     )
 
@@ -174,7 +197,10 @@ def histories(draw: st.DrawFn) -> History:
         account_id=draw(st.sampled_from(opened)),
         issued_at=clock,
         subscription_id="sub-6",
-        terms=draw(valid_terms),
+        # Mostly without a trial, so that its first invoice exists for the late commands.
+        terms=dataclasses.replace(
+            draw(valid_terms), trial_days=draw(st.sampled_from((0, 0, 0, 14)))
+        ),
     )
     targets = [command for command in commands if isinstance(command, Subscribe)]
     commands += [late_subscription, *draw(late_commands([*targets, late_subscription], clock))]
@@ -208,30 +234,69 @@ def insert_ticks(
     return clock
 
 
+# The kinds of late command, weighted: money in and out most often, then the lifecycle.
+LATE_KINDS = (
+    *("pay", "pay", "fail", "tick", "tick", "renegotiate"),
+    *("change_plan", "pause", "resume", "cancel", "cancel", "reactivate", "announce_price"),
+    *("dunning_policy", "hardship", "add_method", "add_method", "remove_method"),
+    *("default_method", "feedback", "charge", "credit_note", "refund", "write_off"),
+)
+# Commands that need another first come in pairs: a resume after a pause, and so on.
+FOLLOWED_BY = {kind: (kind,) for kind in LATE_KINDS} | {
+    "resume": ("pause", "resume"),
+    "reactivate": ("cancel", "reactivate"),
+    "remove_method": ("add_method", "remove_method"),
+    "default_method": ("add_method", "add_method", "default_method"),
+    "charge": ("add_method", "charge"),
+}
+PAYMENT_METHOD_IDS = ("pm-1", "pm-2", "pm-3")
+# Payment method ids on file most of the time, sometimes none or one never added.
+payment_method_ids = st.sampled_from((*PAYMENT_METHOD_IDS, *PAYMENT_METHOD_IDS, "pm-9", ""))
+reasons = st.sampled_from(("goodwill", "goodwill", "uncollectible", ""))
+schedules = st.lists(st.integers(min_value=1, max_value=30), max_size=3, unique=True).map(
+    lambda days: tuple(sorted(days))
+)
+dunning_policies = st.one_of(
+    st.just(DunningPolicy()),
+    st.builds(
+        DunningPolicy,
+        reminder_days_before_due=schedules,
+        reminder_days_after_due=schedules,
+        retry_days_after_failure=schedules,
+        grace_days=st.integers(min_value=0, max_value=60),
+        final_action=st.sampled_from(FinalAction),
+    ),
+)
+
+
 @st.composite
 def late_commands(draw: st.DrawFn, targets: list[Subscribe], clock: datetime) -> list[Command]:
-    """Payments, failed charges and ticks for the accounts of the `targets`, after `clock`.
+    """Commands for the accounts of the `targets`, after `clock`, when invoices may exist.
 
-    They come when the targets' invoices may exist: payments and failures name the first
-    ones, and credit paid in may be applied by the ticks. The last target, a subscription
-    made at `clock` on an open account, is aimed at more often than the others.
+    Payments, failures, charges, credit notes and write-offs name the targets' first invoices
+    (or installments of renegotiation plans) most of the time; lifecycle commands name the
+    targets' subscriptions; renegotiations come at the clock, after ticks that may have made
+    invoices overdue. The last target, a subscription made at `clock` on an open account, is
+    aimed at more often than the others.
     """
     late: list[Command] = []
-    for kind in draw(
-        st.lists(st.sampled_from(("pay", "pay", "fail", "fail", "tick")), min_size=2, max_size=10)
-    ):
-        target = draw(st.sampled_from((targets[-1], *targets)))
-        if kind == "tick":
-            clock += draw(clock_steps)
+    for kind in draw(st.lists(st.sampled_from(LATE_KINDS), min_size=2, max_size=16)):
+        target = draw(st.sampled_from((*[targets[-1]] * 4, *targets)))
+        if kind in ("tick", "renegotiate"):
+            # A renegotiation follows a tick past the due date of the invoices it names.
+            step = draw(clock_steps if kind == "tick" else st.integers(min_value=31, max_value=92))
+            clock += timedelta(days=step) if isinstance(step, int) else step
             late.append(
                 AdvanceClock(
                     command_id=draw(command_ids), account_id=target.account_id, issued_at=clock
                 )
             )
-        else:
+        if kind in ("pay", "fail"):
             late.append(
                 aimed(draw(record_payments if kind == "pay" else fail_charges), target, draw)
             )
+        elif kind != "tick":
+            late += [draw(account_command(each, target, clock)) for each in FOLLOWED_BY[kind]]
     return late
 
 
@@ -241,8 +306,159 @@ def aimed(
     """`command` sent to the target's account, naming one of its first invoices if any."""
     invoice_id = command.invoice_id
     if invoice_id is not None:
-        invoice_id = f"{target.subscription_id}/{draw(st.sampled_from((1, 1, 1, 2, 3)))}"
+        invoice_id = draw(invoice_ids_of(target))
     return dataclasses.replace(command, account_id=target.account_id, invoice_id=invoice_id)
+
+
+def invoice_ids_of(target: Subscribe) -> st.SearchStrategy[str]:
+    """One of the target's first invoices mostly, else an installment or an unknown invoice."""
+    return st.sampled_from(
+        (
+            *(f"{target.subscription_id}/{cycle}" for cycle in (1, 1, 1, 1, 2, 2, 3)),
+            "plan-1/1",
+            "plan-1/2",
+            "plan-2/1",
+            "sub-9/1",
+        )
+    )
+
+
+@st.composite
+def account_command(draw: st.DrawFn, kind: str, target: Subscribe, clock: datetime) -> Command:
+    """A command of `kind` (one of LATE_KINDS but pay, fail and tick) for the target's account."""
+    head = {
+        "command_id": draw(command_ids),
+        "account_id": target.account_id,
+        "issued_at": clock
+        if kind == "renegotiate"
+        else draw(st.one_of(issued_ats, st.just(clock))),
+    }
+    subscription_id = draw(st.sampled_from((target.subscription_id,) * 6 + ("sub-1", "sub-9", "")))
+    invoice_id = draw(invoice_ids_of(target))
+    if kind in SUBSCRIPTION_COMMANDS:
+        return SUBSCRIPTION_COMMANDS[kind](**head, subscription_id=subscription_id)
+    if kind == "change_plan":
+        return ChangePlan(
+            **head,
+            subscription_id=subscription_id,
+            plan_id=draw(st.sampled_from(("platinum", "silver", ""))),
+            price_minor=draw(st.integers(min_value=-1, max_value=100_000)),
+        )
+    if kind == "announce_price":
+        notice = timedelta(days=draw(st.sampled_from((30, 31, 45, 90, 29, 0))))
+        return AnnouncePriceChange(
+            **head,
+            subscription_id=subscription_id,
+            new_price_minor=draw(st.integers(min_value=-1, max_value=100_000)),
+            effective_from=head["issued_at"] + notice,
+        )
+    if kind == "renegotiate":
+        return draw(renegotiations(head, target))
+    return draw(ADJUSTMENT_COMMANDS[kind](head, invoice_id))
+
+
+SUBSCRIPTION_COMMANDS: dict[str, type[Command]] = {
+    "pause": PauseSubscription,
+    "resume": ResumeSubscription,
+    "cancel": CancelSubscription,
+    "reactivate": ReactivateSubscription,
+}
+
+
+def renegotiations(head: dict[str, Any], target: Subscribe) -> st.SearchStrategy[Renegotiate]:
+    """A renegotiation of one or two of the target's first invoices, at the clock."""
+    invoices = st.lists(
+        st.sampled_from((f"{target.subscription_id}/1", f"{target.subscription_id}/2", "sub-9/1")),
+        min_size=1,
+        max_size=2,
+        unique=True,
+    )
+    return st.builds(
+        Renegotiate,
+        **just_head(head),
+        plan_id=st.sampled_from(("plan-1", "plan-1", "plan-2", target.subscription_id)),
+        invoice_ids=invoices.map(tuple),
+        installments=st.integers(min_value=1, max_value=6),
+        first_due_at=st.integers(min_value=0, max_value=60).map(
+            lambda days: head["issued_at"] + timedelta(days=days)
+        ),
+        interval_days=st.sampled_from((1, 7, 30, 31, 0)),
+        interest_minor=st.sampled_from((0, 0, 100, 1_000)),
+        forgiven_minor=st.sampled_from((0, 0, 1, 100)),
+    )
+
+
+def just_head(head: dict[str, Any]) -> dict[str, st.SearchStrategy[Any]]:
+    """The command id, account id and time of a command, as strategies for st.builds."""
+    return {name: st.just(value) for name, value in head.items()}
+
+
+ADJUSTMENT_COMMANDS: dict[str, Any] = {
+    "dunning_policy": lambda head, _: st.builds(
+        SetDunningPolicy, **just_head(head), policy=dunning_policies
+    ),
+    "hardship": lambda head, _: st.builds(
+        ReportHardship,
+        **just_head(head),
+        reason=st.sampled_from(("job loss", "illness", "")),
+        days=st.sampled_from((1, 14, 30, 180, 0, 181)),
+    ),
+    "add_method": lambda head, _: st.builds(
+        AddPaymentMethod,
+        **just_head(head),
+        payment_method_id=payment_method_ids,
+        kind=st.sampled_from(("credit_card", "credit_card", "debit_card", "Credit Card")),
+        label=st.sampled_from((None, "Visa 4242")),
+        expires_on=st.sampled_from((None, date(2027, 12, 31))),
+        make_default=st.booleans(),
+    ),
+    "remove_method": lambda head, _: st.builds(
+        RemovePaymentMethod, **just_head(head), payment_method_id=payment_method_ids
+    ),
+    "default_method": lambda head, _: st.builds(
+        SetDefaultPaymentMethod, **just_head(head), payment_method_id=payment_method_ids
+    ),
+    "feedback": lambda head, _: st.builds(
+        RecordFeedback,
+        **just_head(head),
+        feedback_id=st.sampled_from(("fb-1", "fb-2", "fb-3", "")),
+        score=st.integers(min_value=-1, max_value=11),
+        comment=st.sampled_from(("", "too expensive")),
+        topic=st.sampled_from((None, "billing", "")),
+    ),
+    "charge": lambda head, invoice_id: st.builds(
+        Charge,
+        **just_head(head),
+        invoice_id=st.just(invoice_id),
+        payment_method_id=st.one_of(st.none(), st.none(), payment_method_ids),
+    ),
+    "credit_note": lambda head, invoice_id: st.builds(
+        IssueCreditNote,
+        **just_head(head),
+        credit_note_id=st.sampled_from(("cn-1", "cn-2", "cn-3", "cn-4", "")),
+        invoice_id=st.just(invoice_id),
+        amount_minor=st.one_of(
+            st.integers(min_value=1, max_value=2_000),
+            st.integers(min_value=1, max_value=100_000),
+            st.integers(min_value=-10, max_value=0),
+        ),
+        reason=reasons,
+    ),
+    "refund": lambda head, _: st.builds(
+        RefundCredit,
+        **just_head(head),
+        refund_id=st.sampled_from(("rf-1", "rf-2", "rf-3", "")),
+        amount_minor=st.one_of(
+            st.integers(min_value=1, max_value=5_000),
+            st.integers(min_value=1, max_value=300_000),
+            st.integers(min_value=-10, max_value=0),
+        ),
+        payment_method_kind=st.sampled_from(("credit_card", "bank_transfer", "Credit Card")),
+    ),
+    "write_off": lambda head, invoice_id: st.builds(
+        WriteOff, **just_head(head), invoice_id=st.just(invoice_id), reason=reasons
+    ),
+}
 
 
 def cuts_within(length: int) -> st.SearchStrategy[tuple[int, ...]]:
@@ -305,8 +521,12 @@ def streams(ledger: BillingLedger) -> dict[UUID, list[tuple[int, str, bytes]]]:
 
 
 def state_of(account: Account) -> dict[str, Any]:
-    """What an account knows, for comparing two copies of it."""
-    return {
+    """What an account knows, for comparing two copies of it.
+
+    Subscriptions (status, cancel_at, anchor, terms) and invoices (paid, overdue, credited,
+    written off, renegotiated) compare as whole dataclasses.
+    """
+    state = {
         "version": account.version,
         "account_id": account.account_id,
         "currency": account.currency,
@@ -317,7 +537,21 @@ def state_of(account: Account) -> dict[str, Any]:
         "credit_minor": account.credit_minor,
         "payment_ids": account.payment_ids,
         "failed_charges": account.failed_charges,
+        "dunning_policy": account.dunning_policy,
+        "hardship_until": account.hardship_until,
+        "dunning_marks": account.dunning_marks,
+        "retries": account.retries,
+        "pending_prices": account.pending_prices,
+        "payment_methods": account.payment_methods,
+        "default_payment_method_id": account.default_payment_method_id,
+        "feedback_ids": account.feedback_ids,
+        "renegotiations": account.renegotiations,
+        "credit_note_ids": account.credit_note_ids,
+        "refund_ids": account.refund_ids,
     }
+    # An attribute added to the account later must be added here too, or replay goes unchecked.
+    assert {name for name in vars(account) if not name.startswith("_")} <= state.keys()
+    return state
 
 
 def account_versions(ledger: BillingLedger) -> dict[str, int | None]:
@@ -327,6 +561,19 @@ def account_versions(ledger: BillingLedger) -> dict[str, int | None]:
         account = ledger.account(account_id)
         versions[account_id] = None if account is None else account.version
     return versions
+
+
+def earned_minor(events: Iterable[Any]) -> int:
+    """Revenue the events earned: invoices and interest, less credit notes given back."""
+    earned = 0
+    for event in events:
+        if isinstance(event, Account.InvoiceIssued):
+            earned += event.amount_minor
+        elif isinstance(event, Account.DebtRenegotiated):
+            earned += event.interest_minor
+        elif isinstance(event, Account.CreditNoteIssued):
+            earned -= event.amount_minor
+    return earned
 
 
 def postings_of(events: Iterable[Any]) -> list[Any]:
@@ -340,7 +587,7 @@ class TestPostings:
     @PROPERTY
     @given(history=histories())
     def test_every_entry_balances_and_revenue_is_what_was_invoiced(self, history: History) -> None:
-        """Debits equal credits per event; each account's revenue is its invoices' sum."""
+        """Debits equal credits per event; each account's revenue is what it earned."""
         result = run(history)
         events = stored_events(result.ledger)
         for event in events:
@@ -350,12 +597,25 @@ class TestPostings:
             credits = sum(p.amount_minor for p in postings if p.side is Side.CREDIT)
             assert debits == credits, event
         for account_id in ACCOUNT_IDS:
-            account = result.ledger.account(account_id)
             own = [e for e in events if e.originator_id == account_uuid(account_id)]
-            invoiced = (
-                0 if account is None else sum(i.amount_minor for i in account.invoices.values())
+            assert balance_of(LedgerAccount.REVENUE, postings_of(own)) == -earned_minor(own)
+
+    @PROPERTY
+    @given(history=histories())
+    def test_the_whole_ledger_sums_to_zero_and_receivable_is_outstanding_after_every_batch(
+        self, history: History
+    ) -> None:
+        """After each batch: all postings sum to zero, receivable = what all invoices owe."""
+        ledger = in_memory_ledger()
+        send = Sender(ledger)
+        for batch in history.batches():
+            send(*batch)
+            postings = postings_of(stored_events(ledger))
+            assert sum(p.signed_minor for p in postings) == 0
+            accounts = [a for a in map(ledger.account, ACCOUNT_IDS) if a is not None]
+            assert balance_of(LedgerAccount.RECEIVABLE, postings) == sum(
+                i.outstanding_minor for a in accounts for i in a.invoices.values()
             )
-            assert balance_of(LedgerAccount.REVENUE, postings_of(own)) == -invoiced
 
     @PROPERTY
     @given(history=histories())
@@ -401,9 +661,13 @@ class TestReceivables:
             assert -balance_of(LedgerAccount.CUSTOMER_CREDIT, postings) == account.credit_minor
             assert account.credit_minor >= 0
             assert all(0 <= i.paid_minor <= i.amount_minor for i in invoices)
+            assert all(i.paid_minor + i.written_off_minor <= i.amount_minor for i in invoices)
             received = [e for e in own if isinstance(e, Account.PaymentReceived)]
+            refunded = [e for e in own if isinstance(e, Account.CreditRefunded)]
             cash = sum(p.signed_minor for p in postings if p.ledger_account.startswith("cash:"))
-            assert cash == sum(e.amount_minor for e in received)
+            assert cash == sum(e.amount_minor for e in received) - sum(
+                e.amount_minor for e in refunded
+            )
             label_coverage(own, account)
 
     @PROPERTY
