@@ -1,6 +1,6 @@
 """Crash soak: at least 10,000 commands, the ledger SIGKILLed many times, then exactly-once checks.
 
-    python bench/crash_soak.py [ACCOUNTS] [KILLS] [SEED]   (default 4300 accounts ≈ 10,000 commands, 20 kills)
+    python bench/crash_soak.py [ACCOUNTS] [KILLS] [SEED]   (default 4300 accounts ≈ 19,000 commands, 20 kills)
 
 Starts embedded servers in a temporary LEDGER_HOME; see tests/crash.py for what is checked.
 """
