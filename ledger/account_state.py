@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
@@ -125,3 +126,36 @@ class Invoice:
         if self.renegotiated_into is not None:
             return 0
         return self.amount_minor - self.paid_minor - self.written_off_minor
+
+
+class AccountPart:
+    """Base of the Account aggregate's parts (mixins): what every part may use of the account.
+
+    The declarations exist for the type checker only; Account provides them at run time.
+    """
+
+    if TYPE_CHECKING:
+        account_id: str
+        currency: str
+        contacts: tuple[Contact, ...]
+        subscriptions: dict[str, Subscription]
+        invoices: dict[str, Invoice]
+        credit_minor: int
+
+        def _record(
+            self,
+            event_class: type[AccountEvent],
+            issued_at: datetime,
+            command_id: str,
+            **fields: Any,
+        ) -> None: ...
+
+        def _issue_invoice(
+            self,
+            command_id: str,
+            issued_at: datetime,
+            sub: Subscription,
+            proration: tuple[str, int] | None = None,
+        ) -> None: ...
+
+        def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, Invoice
+from ledger.account_state import AccountEvent, AccountPart, Invoice
 from ledger.errors import RuleViolation, check_text
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.receivables import NonPositivePayment, UnknownInvoice, _check_method_kind
@@ -24,31 +24,17 @@ MAX_ADJUSTMENT_ID_LENGTH = 128
 MAX_REASON_LENGTH = 500
 
 
-class Adjustments:
+class Adjustments(AccountPart):
     """Asking for a charge, issuing credit notes, refunding credit, writing invoices off."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        invoices: dict[str, Invoice]
-        credit_minor: int
         failed_charges: dict[str, int]
         payment_methods: dict[str, PaymentMethod]
         default_payment_method_id: str | None
         credit_note_ids: set[str]
         refund_ids: set[str]
 
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
-
         def _open_invoice(self, invoice_id: str) -> Invoice: ...
-
-        def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None: ...
 
         def _payment_method(self, payment_method_id: str) -> PaymentMethod: ...
 

@@ -12,7 +12,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, Contact, Invoice, Subscription, SubscriptionStatus
+from ledger.account_state import (
+    AccountEvent,
+    AccountPart,
+    Contact,
+    Invoice,
+    SubscriptionStatus,
+)
 from ledger.errors import MissingValue, RuleViolation, check_range
 
 MAX_SCHEDULE_DAYS = 365
@@ -43,28 +49,15 @@ class DunningPolicy:
 DEFAULT_POLICY = DunningPolicy((), (), (), 0, FinalAction.NONE)
 
 
-class Dunning:
+class Dunning(AccountPart):
     """Reminders, dunning stages, retry schedules, hardship pauses and the final action."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        contacts: tuple[Contact, ...]
-        subscriptions: dict[str, Subscription]
-        invoices: dict[str, Invoice]
         failed_charges: dict[str, int]
         dunning_policy: DunningPolicy
         hardship_until: datetime | None
         dunning_marks: set[str]
         retries: dict[str, datetime]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
 
     class DunningPolicySet(AccountEvent):
         """The account's dunning policy from now on."""

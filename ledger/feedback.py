@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent
+from ledger.account_state import AccountEvent, AccountPart
 from ledger.errors import RuleViolation, check_range, check_text
 
 MAX_FEEDBACK_ID_LENGTH = 128
@@ -17,20 +17,11 @@ MAX_TOPIC_LENGTH = 128
 LOWEST_SCORE, HIGHEST_SCORE = 0, 10
 
 
-class CustomerFeedback:
+class CustomerFeedback(AccountPart):
     """Recording what the customer said about the service."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
         feedback_ids: set[str]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
 
     class FeedbackRecorded(AccountEvent):
         """The customer scored the service and, perhaps, said why."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ledger.account_state import (
     AccountEvent,
+    AccountPart,
     CancellationPolicy,
     Invoice,
     Subscription,
@@ -24,32 +25,8 @@ from ledger.money import check_amount
 from ledger.postings import LedgerAccount, Posting, transfer
 
 
-class Lifecycle:
+class Lifecycle(AccountPart):
     """Plan changes with proration, pauses, cancellations per the accepted policy, reactivation."""
-
-    if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        subscriptions: dict[str, Subscription]
-        invoices: dict[str, Invoice]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
-
-        def _issue_invoice(
-            self,
-            command_id: str,
-            issued_at: datetime,
-            sub: Subscription,
-            proration: tuple[str, int] | None = None,
-        ) -> None: ...
-
-        def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None: ...
 
     class PlanChanged(AccountEvent):
         """The subscription moved to another plan and price from now on."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent
+from ledger.account_state import AccountEvent, AccountPart
 from ledger.errors import RuleViolation, check_text
 from ledger.receivables import _check_method_kind
 
@@ -30,21 +30,12 @@ class PaymentMethod:
     expires_on: date | None
 
 
-class PaymentMethods:
+class PaymentMethods(AccountPart):
     """Adding and removing payment methods, and choosing the default one."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
         payment_methods: dict[str, PaymentMethod]
         default_payment_method_id: str | None
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
 
     class PaymentMethodAdded(AccountEvent):
         """A payment method was put on file."""

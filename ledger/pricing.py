@@ -12,7 +12,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, Contact, Subscription, SubscriptionStatus
+from ledger.account_state import (
+    AccountEvent,
+    AccountPart,
+    Contact,
+    Subscription,
+    SubscriptionStatus,
+)
 from ledger.errors import RuleViolation
 from ledger.lifecycle import UnknownSubscription, WrongStatus
 from ledger.money import check_amount
@@ -20,23 +26,11 @@ from ledger.money import check_amount
 MIN_NOTICE_DAYS = 30
 
 
-class Pricing:
+class Pricing(AccountPart):
     """Price change announcements and their application by the clock."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        contacts: tuple[Contact, ...]
-        subscriptions: dict[str, Subscription]
         pending_prices: dict[str, tuple[int, datetime]]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
 
     class PriceChangeAnnounced(AccountEvent):
         """A subscription's price will change from `effective_from`; tell the customer."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, Invoice, Subscription
+from ledger.account_state import AccountEvent, AccountPart, Invoice, Subscription
 from ledger.errors import RuleViolation
 from ledger.money import CurrencyMismatch, check_currency
 from ledger.postings import LedgerAccount, Posting, Side, check_balanced, transfer
@@ -38,29 +38,12 @@ class Allocation:
     amount_minor: int
 
 
-class Receivables:
+class Receivables(AccountPart):
     """Invoicing as time passes, overdue invoices, payments, customer credit, failed charges."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        subscriptions: dict[str, Subscription]
-        invoices: dict[str, Invoice]
-        credit_minor: int
         payment_ids: set[str]
         failed_charges: dict[str, int]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
-
-        def _issue_invoice(
-            self, command_id: str, issued_at: datetime, sub: Subscription
-        ) -> None: ...
 
         def _complete_cancellations(self, command_id: str, issued_at: datetime) -> None: ...
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, Invoice, Subscription
+from ledger.account_state import AccountEvent, AccountPart, Invoice
 from ledger.errors import (
     MissingValue,
     RuleViolation,
@@ -65,25 +65,11 @@ class RenegotiationPlan:
     defaulted: bool = False
 
 
-class Renegotiation:
+class Renegotiation(AccountPart):
     """Installment plans for overdue debt, and their default when an installment is missed."""
 
     if TYPE_CHECKING:  # provided by Account
-        account_id: str
-        currency: str
-        subscriptions: dict[str, Subscription]
-        invoices: dict[str, Invoice]
         renegotiations: dict[str, RenegotiationPlan]
-
-        def _record(
-            self,
-            event_class: type[AccountEvent],
-            issued_at: datetime,
-            command_id: str,
-            **fields: Any,
-        ) -> None: ...
-
-        def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None: ...
 
     class DebtRenegotiated(AccountEvent):
         """Overdue invoices became a plan of installments, with forgiveness and interest."""
