@@ -25,7 +25,16 @@ from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source
 from service.faults import crash_point
-from service.kafka import Consumer, Headers, Message, Outgoing, Partition, Producer
+from service.kafka import (
+    Consumer,
+    Headers,
+    Message,
+    Outgoing,
+    Partition,
+    Producer,
+    last_offsets,
+    resume_after,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -64,15 +73,7 @@ class CommandConsumer:
 
     def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
         """Resume each partition after its stored position (from the start if none)."""
-        for partition in partitions:
-            stored = self.stored_offset(partition)
-            self.consumer.seek(partition, 0 if stored is None else stored + 1)
-            logger.info(
-                "commands.partition.resumed",
-                topic=partition[0],
-                partition=partition[1],
-                stored_offset=stored,
-            )
+        resume_after(self.consumer, partitions, self.stored_offset, "commands.partition.resumed")
 
     def run_once(self, timeout_s: float = 0.5) -> list[Outcome]:
         """Poll one batch and process it; answer the outcomes of the commands in it.
@@ -117,11 +118,7 @@ class CommandConsumer:
         ]
 
     def _positions(self, messages: list[Message]) -> list[Tracking]:
-        last: dict[Partition, int] = {}
-        for message in messages:
-            key = (message.topic, message.partition)
-            last[key] = max(last.get(key, -1), message.offset)
-        return [Tracking(self.position_name(p), offset) for p, offset in sorted(last.items())]
+        return [Tracking(self.position_name(p), o) for p, o in last_offsets(messages).items()]
 
 
 @dataclass(frozen=True)

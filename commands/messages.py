@@ -245,41 +245,26 @@ class WriteOff(Command):
     reason: str
 
 
-def by_field_names(cls: type[Command]) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
-    """The mapping of a command whose own fields are record fields of the same names."""
+def by_field_names(
+    cls: type[Command], **converters: Callable[[Any], Any]
+) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
+    """The mapping of a command whose own fields are record fields of the same names.
+
+    `converters` turn a field's Avro value into the command's type (an enum, a tuple).
+    """
     own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
 
     def from_record(record: Mapping[str, Any], head: dict[str, Any]) -> Command:
-        return cls(**head, **{name: record[name] for name in own})
+        return cls(
+            **head,
+            **{name: converters.get(name, _same)(record[name]) for name in own},
+        )
 
     return from_record
 
 
-def advance_clock(record: Mapping[str, Any], head: dict[str, Any]) -> AdvanceClock:
-    """Map a decoded billing.commands.AdvanceClock record."""
-    return AdvanceClock(**head)
-
-
-def record_payment(record: Mapping[str, Any], head: dict[str, Any]) -> RecordPayment:
-    """Map a decoded billing.commands.RecordPayment record."""
-    return RecordPayment(
-        **head,
-        payment_id=record["payment_id"],
-        amount_minor=record["amount_minor"],
-        currency=record["currency"],
-        payment_method_kind=record["payment_method_kind"],
-        invoice_id=record["invoice_id"],
-    )
-
-
-def fail_charge(record: Mapping[str, Any], head: dict[str, Any]) -> FailCharge:
-    """Map a decoded billing.commands.FailCharge record."""
-    return FailCharge(
-        **head,
-        invoice_id=record["invoice_id"],
-        payment_method_kind=record["payment_method_kind"],
-        reason=ChargeFailureReason(record["reason"]),
-    )
+def _same(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
@@ -295,25 +280,11 @@ class Renegotiate(Command):
     forgiven_minor: int
 
 
-def renegotiate(record: Mapping[str, Any], head: dict[str, Any]) -> Renegotiate:
-    """Map a decoded billing.commands.Renegotiate record."""
-    return Renegotiate(
-        **head,
-        plan_id=record["plan_id"],
-        invoice_ids=tuple(record["invoice_ids"]),
-        installments=record["installments"],
-        first_due_at=record["first_due_at"],
-        interval_days=record["interval_days"],
-        interest_minor=record["interest_minor"],
-        forgiven_minor=record["forgiven_minor"],
-    )
-
-
 FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
-    "AdvanceClock": advance_clock,
-    "RecordPayment": record_payment,
-    "FailCharge": fail_charge,
-    "Renegotiate": renegotiate,
+    "AdvanceClock": by_field_names(AdvanceClock),
+    "RecordPayment": by_field_names(RecordPayment),
+    "FailCharge": by_field_names(FailCharge, reason=ChargeFailureReason),
+    "Renegotiate": by_field_names(Renegotiate, invoice_ids=tuple),
     "SetDunningPolicy": set_dunning_policy,
     "ReportHardship": by_field_names(ReportHardship),
     "ChangePlan": by_field_names(ChangePlan),

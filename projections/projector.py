@@ -16,7 +16,15 @@ from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
 from service.database import Reconnecting
 from service.faults import crash_point
-from service.kafka import Consumer, Message, Outgoing, Partition, Producer
+from service.kafka import (
+    Consumer,
+    Message,
+    Outgoing,
+    Partition,
+    Producer,
+    last_offsets,
+    resume_after,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -95,15 +103,7 @@ class Projector:
 
     def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
         """Resume each partition after its stored position (from the start if none)."""
-        for partition in partitions:
-            stored = self.stored_offset(partition)
-            self.consumer.seek(partition, 0 if stored is None else stored + 1)
-            logger.info(
-                "projector.partition.resumed",
-                topic=partition[0],
-                partition=partition[1],
-                stored_offset=stored,
-            )
+        resume_after(self.consumer, partitions, self.stored_offset, "projector.partition.resumed")
 
     def run_once(self, timeout_s: float = 0.5) -> int:
         """Apply one polled batch; answer how many events it held.
@@ -144,13 +144,9 @@ class Projector:
         return len(messages)
 
     def _store_positions(self, cursor: psycopg.Cursor[Any], messages: list[Message]) -> None:
-        last: dict[Partition, int] = {}
-        for message in messages:
-            key = (message.topic, message.partition)
-            last[key] = max(last.get(key, -1), message.offset)
         cursor.executemany(
             "INSERT INTO projection_positions VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (cluster_id, projector, topic, partition) "
             "DO UPDATE SET last_offset = EXCLUDED.last_offset",
-            [(self.cluster_id, self.name, t, p, o) for (t, p), o in sorted(last.items())],
+            [(self.cluster_id, self.name, t, p, o) for (t, p), o in last_offsets(messages).items()],
         )

@@ -88,23 +88,13 @@ def story() -> Iterator[tuple[str, str, dict[str, Any]]]:
     yield (
         "The card is declined",
         "FailCharge",
-        {
-            "issued_at": day(2, 15),
-            "invoice_id": "pro/2",
-            "payment_method_kind": "credit_card",
-            "reason": "insufficient_funds",
-        },
+        _declined(day(2, 15), "pro/2"),
     )
     yield "The retry comes due; dunning stage 1", "AdvanceClock", {"issued_at": day(2, 16)}
     yield (
         "Declined again",
         "FailCharge",
-        {
-            "issued_at": day(2, 16),
-            "invoice_id": "pro/2",
-            "payment_method_kind": "credit_card",
-            "reason": "insufficient_funds",
-        },
+        _declined(day(2, 16), "pro/2"),
     )
     yield "March's invoice; February is a week late", "AdvanceClock", {"issued_at": day(3, 1)}
     yield (
@@ -157,6 +147,15 @@ def story() -> Iterator[tuple[str, str, dict[str, Any]]]:
             "topic": "billing",
         },
     )
+
+
+def _declined(when: datetime, invoice_id: str) -> dict[str, Any]:
+    return {
+        "issued_at": when,
+        "invoice_id": invoice_id,
+        "payment_method_kind": "credit_card",
+        "reason": "insufficient_funds",
+    }
 
 
 def _payment(
