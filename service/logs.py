@@ -101,8 +101,22 @@ def configure(level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # Libraries log through the standard logging module: keep their warnings, drop their chatter.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
-            handler.addFilter(MaskSecrets())
+    # Libraries log through the standard logging module: keep their warnings, drop their chatter,
+    # and write them as JSON lines too, through structlog's writer. A handler of its own on the
+    # same stream would interleave its lines with structlog's from other threads.
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if not any(isinstance(handler, ToStructlog) for handler in root.handlers):
+        handler = ToStructlog()
+        handler.addFilter(MaskSecrets())
+        root.addHandler(handler)
+
+
+class ToStructlog(logging.Handler):
+    """Writes the standard logging module's records as structlog events (JSON, one per line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_text:
+            fields["exception"] = record.exc_text
+        structlog.get_logger(record.name).log(record.levelno, record.getMessage(), **fields)
