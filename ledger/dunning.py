@@ -103,7 +103,8 @@ class Dunning(AccountPart):
             aggregate.retries.pop(self.invoice_id, None)
 
     class HardshipPauseStarted(AccountEvent):
-        """The customer reported a hardship: dunning pauses until `until`."""
+        """The customer reported a hardship: dunning, and the default of renegotiation plans,
+        pause until `until`."""
 
         reason: str
         until: datetime
@@ -144,7 +145,8 @@ class Dunning(AccountPart):
     def report_hardship(
         self, *, command_id: str, issued_at: datetime, reason: str, days: int
     ) -> None:
-        """Pause dunning for `days` because of a hardship the customer reported."""
+        """Pause dunning, and the default of renegotiation plans, for `days` because of a
+        hardship the customer reported."""
         if not reason.strip():
             raise MissingValue("reason must not be empty", field="reason")
         check_range("days", days, 1, MAX_HARDSHIP_DAYS)

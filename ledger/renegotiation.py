@@ -10,6 +10,12 @@ A missed installment has one consequence, decided by the clock: once an installm
 more than INSTALLMENT_GRACE_DAYS after its due date, the plan defaults, once. Every later
 installment not yet due becomes due at the time of the default (acceleration; the amounts and
 postings stay), and dunning then treats them like any overdue invoice.
+
+A hardship pause (Dunning's ReportHardship) holds the default back as it holds dunning back:
+while the pause is on, no installment defaults the plan, and an installment's grace runs from
+the later of its due date and the end of the account's pause (`hardship_until`, the last pause
+reported). A pause reported before the clock records the default therefore still holds it,
+even if the grace after the due date has already run out by then.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class Renegotiation(AccountPart):
 
     if TYPE_CHECKING:  # provided by Account
         renegotiations: dict[str, RenegotiationPlan]
+        hardship_until: datetime | None
 
     class DebtRenegotiated(AccountEvent):
         """Overdue invoices became a plan of installments, with forgiveness and interest."""
@@ -159,17 +166,22 @@ class Renegotiation(AccountPart):
 
     def _renegotiation_tick(self, command_id: str, now: datetime) -> None:
         """Default each plan, once, whose installment is unpaid past the grace by `now`."""
-        grace = timedelta(days=INSTALLMENT_GRACE_DAYS)
         for plan in self.renegotiations.values():
             if plan.defaulted:
                 continue
             installments = [self.invoices[invoice_id] for invoice_id in plan.installment_ids]
             missed = next(
-                (i for i in installments if i.outstanding_minor > 0 and i.due_at + grace < now),
+                (i for i in installments if i.outstanding_minor > 0 and self._grace_ends(i) < now),
                 None,
             )
             if missed is not None:
                 self._default(command_id, now, plan, missed, installments)
+
+    def _grace_ends(self, installment: Invoice) -> datetime:
+        """When an unpaid installment defaults its plan: the grace after its due date, or after
+        the hardship pause if that ends later (a pause still on never lets it default)."""
+        grace_from = max(installment.due_at, self.hardship_until or installment.due_at)
+        return grace_from + timedelta(days=INSTALLMENT_GRACE_DAYS)
 
     def _default(
         self,

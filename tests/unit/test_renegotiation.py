@@ -20,6 +20,7 @@ from commands.messages import (
     CancelSubscription,
     PauseSubscription,
     Renegotiate,
+    ReportHardship,
     SetDunningPolicy,
     command_from_record,
 )
@@ -446,6 +447,73 @@ class TestDefault:
         renegotiated(advance_clock(issued_at=FIRST_DUE + GRACE + DAY))
         (event,) = events_named(ledger, "RenegotiationDefaulted")
         assert event.missed_invoice_id == "plan-1/1"
+
+
+def hardship(issued_at: datetime, days: int) -> ReportHardship:
+    """A hardship pause of `days` reported at `issued_at`."""
+    return ReportHardship(str(uuid.uuid4()), "acc-1", issued_at, reason="lost job", days=days)
+
+
+class TestDefaultDuringHardship:
+    """A hardship pause holds the default back: the grace runs from the later of the due date
+    and the end of the pause."""
+
+    PAUSE_ENDS = RENEGOTIATED_AT + 35 * DAY  # 24 February, after plan-1/1's grace would end
+
+    def test_no_default_while_the_pause_lasts(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """plan-1/1 unpaid 8 and 22 days after its due date, the pause still on: no default."""
+        renegotiated(hardship(RENEGOTIATED_AT, days=35))
+        renegotiated(advance_clock(issued_at=FIRST_DUE + GRACE + DAY))
+        renegotiated(advance_clock(issued_at=self.PAUSE_ENDS - DAY))
+        assert events_named(ledger, "RenegotiationDefaulted") == []
+
+    def test_the_grace_runs_from_the_end_of_the_pause(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """7 days after the pause ends the plan stands; the day after, it defaults."""
+        renegotiated(hardship(RENEGOTIATED_AT, days=35))
+        renegotiated(advance_clock(issued_at=self.PAUSE_ENDS + GRACE))
+        assert events_named(ledger, "RenegotiationDefaulted") == []
+        defaulted_at = self.PAUSE_ENDS + GRACE + DAY
+        renegotiated(advance_clock(issued_at=defaulted_at))
+        (event,) = events_named(ledger, "RenegotiationDefaulted")
+        assert (event.missed_invoice_id, event.missed_due_at, event.due_at) == (
+            "plan-1/1",
+            FIRST_DUE,
+            defaulted_at,
+        )
+        assert list(event.accelerated_invoice_ids) == ["plan-1/3"]  # plan-1/2 fell due 2 March
+
+    def test_a_pause_reported_within_the_grace_holds_the_default(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """Reported 4 days after the due date for 10 days: the grace runs to 7 days after that."""
+        pause_ends = FIRST_DUE + 14 * DAY
+        renegotiated(hardship(FIRST_DUE + 4 * DAY, days=10))
+        renegotiated(advance_clock(issued_at=pause_ends + GRACE))
+        assert events_named(ledger, "RenegotiationDefaulted") == []
+        renegotiated(advance_clock(issued_at=pause_ends + GRACE + DAY))
+        assert len(events_named(ledger, "RenegotiationDefaulted")) == 1
+
+    def test_a_pause_over_before_the_due_date_changes_nothing(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """A pause that ended before plan-1/1 fell due: the default comes 8 days late as usual."""
+        renegotiated(hardship(RENEGOTIATED_AT, days=5))
+        renegotiated(advance_clock(issued_at=FIRST_DUE + GRACE + DAY))
+        (event,) = events_named(ledger, "RenegotiationDefaulted")
+        assert event.missed_invoice_id == "plan-1/1"
+
+    def test_paid_during_the_pause_no_default(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """plan-1/1 paid late but within the pause: the plan stands after the pause and grace."""
+        renegotiated(hardship(RENEGOTIATED_AT, days=35))
+        renegotiated(record_payment(amount_minor=866, issued_at=self.PAUSE_ENDS - DAY))
+        renegotiated(advance_clock(issued_at=self.PAUSE_ENDS + GRACE + DAY))
+        assert events_named(ledger, "RenegotiationDefaulted") == []
 
 
 class TestReplay:
