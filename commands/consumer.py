@@ -192,7 +192,7 @@ def _log_outcome(outcome: Outcome) -> None:
     command = outcome.delivery.command
     with structlog.contextvars.bound_contextvars(
         command_id=command.command_id,
-        account_id=command.account_id,
+        **{command.key_field: command.key},
         topic=source.topic,
         partition=source.partition,
         offset=source.offset,

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from eventsourcing.persistence import PersistenceError
 
+from commands.envelope import check_envelope
 from commands.messages import (
     AddPaymentMethod,
     AdvanceClock,
@@ -18,10 +19,12 @@ from commands.messages import (
     ChangePlan,
     Charge,
     Command,
+    DefinePlan,
     FailCharge,
     IssueCreditNote,
     OpenAccount,
     PauseSubscription,
+    PlanCommand,
     ReactivateSubscription,
     RecordFeedback,
     RecordPayment,
@@ -30,18 +33,17 @@ from commands.messages import (
     Renegotiate,
     ReportHardship,
     ResumeSubscription,
+    RetirePlan,
+    RevisePlan,
     SetDefaultPaymentMethod,
     SetDunningPolicy,
     Subscribe,
     WriteOff,
-    command_id_problem,
-    issued_at_problem,
-    key_problem,
-    text_problem,
 )
 from commands.unit_of_work import UnitOfWork
-from ledger.account import Account, AccountAlreadyOpen, OutOfRange
+from ledger.account import Account, AccountAlreadyOpen
 from ledger.errors import RuleViolation
+from ledger.plans import Plan, PlanAlreadyDefined, price_for_change, terms_for
 from ledger.receipts import CommandReceipt, Rejection, Source
 
 logger = structlog.get_logger(__name__)
@@ -66,12 +68,54 @@ def open_account(command: OpenAccount, work: UnitOfWork) -> None:
 
 
 def subscribe(command: Subscribe, work: UnitOfWork) -> None:
-    """Subscribe the account to a plan."""
-    work.require_account(command.account_id).subscribe(
+    """Subscribe the account to a plan: the catalogue's, with what the command sets, or custom."""
+    account = work.require_account(command.account_id)
+    account.subscribe(
         command_id=command.command_id,
         issued_at=command.issued_at,
         subscription_id=command.subscription_id,
-        terms=command.terms,
+        terms=terms_for(command.terms, work.plan(command.terms.plan_id)),
+    )
+
+
+def define_plan(command: DefinePlan, work: UnitOfWork) -> None:
+    """Add the plan to the catalogue, unless a plan with this id is there already."""
+    if work.plan(command.plan_id) is not None:
+        raise PlanAlreadyDefined(
+            f"plan {command.plan_id!r} is already in the catalogue; RevisePlan changes its "
+            "price for new subscribers",
+            field="plan_id",
+        )
+    work.add_plan(
+        Plan.define(
+            command_id=command.command_id,
+            issued_at=command.issued_at,
+            plan_id=command.plan_id,
+            name=command.name,
+            price_minor=command.price_minor,
+            currency=command.currency,
+            interval_unit=command.interval_unit,
+            interval_count=command.interval_count,
+            trial_days=command.trial_days,
+        )
+    )
+
+
+def revise_plan(command: RevisePlan, work: UnitOfWork) -> None:
+    """Give the plan's new subscribers another price."""
+    work.require_plan(command.plan_id).revise(
+        command_id=command.command_id,
+        issued_at=command.issued_at,
+        price_minor=command.price_minor,
+        trial_days=command.trial_days,
+        name=command.name,
+    )
+
+
+def retire_plan(command: RetirePlan, work: UnitOfWork) -> None:
+    """Take no new subscribers to the plan."""
+    work.require_plan(command.plan_id).retire(
+        command_id=command.command_id, issued_at=command.issued_at
     )
 
 
@@ -150,13 +194,19 @@ def announce_price_change(command: AnnouncePriceChange, work: UnitOfWork) -> Non
 
 
 def change_plan(command: ChangePlan, work: UnitOfWork) -> None:
-    """Move a subscription to another plan, prorated."""
-    work.require_account(command.account_id).change_plan(
+    """Move a subscription to another plan, prorated, at the catalogue's price unless set."""
+    account = work.require_account(command.account_id)
+    current = account.subscription_terms(command.subscription_id)
+    price_minor, plan_version = price_for_change(
+        work.plan(command.plan_id), command.plan_id, command.price_minor, current
+    )
+    account.change_plan(
         command_id=command.command_id,
         issued_at=command.issued_at,
         subscription_id=command.subscription_id,
         plan_id=command.plan_id,
-        price_minor=command.price_minor,
+        price_minor=price_minor,
+        plan_version=plan_version,
     )
 
 
@@ -261,6 +311,9 @@ def _on_subscription(method: str) -> Callable[[Any, UnitOfWork], None]:
 
 
 HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
+    DefinePlan: define_plan,
+    RevisePlan: revise_plan,
+    RetirePlan: retire_plan,
     OpenAccount: open_account,
     Subscribe: subscribe,
     AdvanceClock: advance_clock,
@@ -289,7 +342,7 @@ HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
 class Keyed(Enum):
     """How a delivery built in code (tests, tools), not read from Kafka, counts as keyed."""
 
-    BY_ACCOUNT_ID = "by_account_id"
+    BY_ACCOUNT_ID = "by_account_id"  # by the command's key: its account_id, or plan_id
 
 
 @dataclass(frozen=True)
@@ -304,9 +357,9 @@ class Delivery:
 
     @property
     def kafka_key(self) -> bytes | None:
-        """The message key: None if the message had none; the account id by default."""
+        """The message key: None if the message had none; the command's key by default."""
         if self.key is Keyed.BY_ACCOUNT_ID:
-            return self.command.account_id.encode()
+            return self.command.key.encode()
         return self.key
 
 
@@ -339,9 +392,7 @@ def process(
     Deliveries whose command_id is in `poisoned` made the ledger fail before; they are
     rejected without touching the domain again.
     """
-    work.preload(
-        (d.command.account_id for d in deliveries), (d.command.command_id for d in deliveries)
-    )
+    work.preload([d.command for d in deliveries])
     return [_answer(work, delivery, poisoned) for delivery in deliveries]
 
 
@@ -360,7 +411,7 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
         return _record(work, delivery, (), rejection)
     mark = work.mark()
     try:
-        _check_envelope(delivery)
+        check_envelope(command, delivery.kafka_key)
         HANDLERS[type(command)](command, work)
     except RuleViolation as violation:
         if work.events_since(mark):
@@ -374,20 +425,6 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
     return _record(work, delivery, work.event_ids_since(mark), None)
 
 
-def _check_envelope(delivery: Delivery) -> None:
-    """Reject what is wrong with how the command was sent, before the domain sees it."""
-    command = delivery.command
-    if problem := command_id_problem(command.command_id):
-        raise InvalidCommandId(problem, field="command_id")
-    if problem := key_problem(delivery.kafka_key, command.account_id):
-        raise KeyMismatch(problem, field="account_id")
-    if problem := issued_at_problem(command.issued_at):
-        raise OutOfRange(problem, field="issued_at")
-    if found := text_problem(command):
-        field, problem = found
-        raise InvalidText(problem, field=field)
-
-
 def _record(
     work: UnitOfWork, delivery: Delivery, event_ids: tuple[str, ...], rejection: Rejection | None
 ) -> Outcome:
@@ -396,7 +433,8 @@ def _record(
         CommandReceipt.record(
             command_id=command.command_id,
             command_type=delivery.command_type,
-            account_id=command.account_id,
+            account_id=getattr(command, "account_id", ""),
+            plan_id=_plan_id(command),
             content_digest=delivery.content_digest,
             source=delivery.source,
             issued_at=command.issued_at,
@@ -410,7 +448,8 @@ def _record(
 def _redeliver(receipt: CommandReceipt, delivery: Delivery) -> Outcome:
     receipt.redelivered(
         command_type=delivery.command_type,
-        account_id=delivery.command.account_id,
+        account_id=getattr(delivery.command, "account_id", ""),
+        plan_id=_plan_id(delivery.command),
         source=delivery.source,
         content_digest=delivery.content_digest,
         issued_at=delivery.command.issued_at,
@@ -420,19 +459,6 @@ def _redeliver(receipt: CommandReceipt, delivery: Delivery) -> Outcome:
     return Outcome(delivery, tuple(answer.event_ids), answer.rejection, redelivery=True)
 
 
-class InvalidCommandId(RuleViolation):
-    """The command_id is not a UUID string."""
-
-    code = "invalid_command_id"
-
-
-class KeyMismatch(RuleViolation):
-    """The Kafka message key is missing or is not the command's account_id."""
-
-    code = "key_mismatch"
-
-
-class InvalidText(RuleViolation):
-    """A text field holds a character the ledger's stores cannot keep (NUL)."""
-
-    code = "invalid_text"
+def _plan_id(command: Command) -> str | None:
+    """The plan a plan command is about, for its receipt; None for an account command."""
+    return command.plan_id if isinstance(command, PlanCommand) else None

@@ -5,35 +5,84 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, is_dataclass
-from datetime import UTC, date, datetime
-from typing import Any
-from uuid import UUID
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any, ClassVar
 
-from ledger.account import CancellationPolicy, Contact, Terms
+from ledger.account import CancellationPolicy, Contact
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from ledger.plans import TermsAsked
 from ledger.receivables import ChargeFailureReason
 
 COMMAND_NAMESPACE = "billing.commands"
-# The business times the ledger bills from. Billing periods reach up to 1000 years past a
-# command (interval_count 1000 YEAR) and Python's dates end with the year 9999.
-EARLIEST_ISSUED_AT = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_ISSUED_AT = datetime(2200, 1, 1, tzinfo=UTC)
-MAX_QUOTED_KEY_CHARS = 100
+
+
+class Command:
+    """What every command carries: its id, its key and its business time.
+
+    `key_field` names the field that is the command's Kafka message key: the aggregate it
+    changes, whose commands must stay in order.
+    """
+
+    command_id: str
+    issued_at: datetime
+    key_field: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        """The command's Kafka message key: its account_id, or the plan_id of a plan command."""
+        return str(getattr(self, self.key_field))
 
 
 @dataclass(frozen=True)
-class Command:
-    """What every command carries: its id, its account and its business time."""
+class AccountCommand(Command):
+    """A command about one customer account."""
 
     command_id: str
     account_id: str
     issued_at: datetime
+    key_field: ClassVar[str] = "account_id"
 
 
 @dataclass(frozen=True)
-class OpenAccount(Command):
+class PlanCommand(Command):
+    """A command about one plan of the catalogue."""
+
+    command_id: str
+    plan_id: str
+    issued_at: datetime
+    key_field: ClassVar[str] = "plan_id"
+
+
+@dataclass(frozen=True)
+class DefinePlan(PlanCommand):
+    """Add a plan to the catalogue."""
+
+    name: str
+    price_minor: int
+    currency: str
+    interval_unit: IntervalUnit
+    interval_count: int
+    trial_days: int
+
+
+@dataclass(frozen=True)
+class RevisePlan(PlanCommand):
+    """Give new subscribers of a plan another price (and trial or name); None keeps it."""
+
+    price_minor: int
+    trial_days: int | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class RetirePlan(PlanCommand):
+    """Take no new subscribers to a plan."""
+
+
+@dataclass(frozen=True)
+class OpenAccount(AccountCommand):
     """Open a customer account in one currency."""
 
     currency: str
@@ -42,11 +91,11 @@ class OpenAccount(Command):
 
 
 @dataclass(frozen=True)
-class Subscribe(Command):
+class Subscribe(AccountCommand):
     """Subscribe the account to a plan on the accepted terms."""
 
     subscription_id: str
-    terms: Terms
+    terms: TermsAsked
 
 
 def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> OpenAccount:
@@ -62,11 +111,12 @@ def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> OpenAccount
 
 def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
     """Map a decoded billing.commands.Subscribe record."""
-    terms = Terms(
+    unit = record["interval_unit"]
+    terms = TermsAsked(
         plan_id=record["plan_id"],
         price_minor=record["price_minor"],
         currency=record["currency"],
-        interval_unit=IntervalUnit(record["interval_unit"]),
+        interval_unit=None if unit is None else IntervalUnit(unit),
         interval_count=record["interval_count"],
         trial_days=record["trial_days"],
         days_until_due=record["days_until_due"],
@@ -78,12 +128,12 @@ def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
 
 
 @dataclass(frozen=True)
-class AdvanceClock(Command):
+class AdvanceClock(AccountCommand):
     """Business time has reached issued_at: do what has fallen due."""
 
 
 @dataclass(frozen=True)
-class RecordPayment(Command):
+class RecordPayment(AccountCommand):
     """Money was received for the account."""
 
     payment_id: str
@@ -94,7 +144,7 @@ class RecordPayment(Command):
 
 
 @dataclass(frozen=True)
-class FailCharge(Command):
+class FailCharge(AccountCommand):
     """A charge of an invoice failed."""
 
     invoice_id: str
@@ -103,44 +153,44 @@ class FailCharge(Command):
 
 
 @dataclass(frozen=True)
-class ChangePlan(Command):
+class ChangePlan(AccountCommand):
     """Move a subscription to another plan and price now."""
 
     subscription_id: str
     plan_id: str
-    price_minor: int
+    price_minor: int | None
 
 
 @dataclass(frozen=True)
-class PauseSubscription(Command):
+class PauseSubscription(AccountCommand):
     """Stop invoicing a subscription until resumed."""
 
     subscription_id: str
 
 
 @dataclass(frozen=True)
-class ResumeSubscription(Command):
+class ResumeSubscription(AccountCommand):
     """Invoice a paused subscription again."""
 
     subscription_id: str
 
 
 @dataclass(frozen=True)
-class CancelSubscription(Command):
+class CancelSubscription(AccountCommand):
     """Cancel a subscription per its accepted policy."""
 
     subscription_id: str
 
 
 @dataclass(frozen=True)
-class ReactivateSubscription(Command):
+class ReactivateSubscription(AccountCommand):
     """Withdraw a cancellation, or start a cancelled subscription again."""
 
     subscription_id: str
 
 
 @dataclass(frozen=True)
-class AddPaymentMethod(Command):
+class AddPaymentMethod(AccountCommand):
     """Put a payment method on file, as the default if asked (the first one always is)."""
 
     payment_method_id: str
@@ -151,21 +201,21 @@ class AddPaymentMethod(Command):
 
 
 @dataclass(frozen=True)
-class RemovePaymentMethod(Command):
+class RemovePaymentMethod(AccountCommand):
     """Take a payment method off file."""
 
     payment_method_id: str
 
 
 @dataclass(frozen=True)
-class SetDefaultPaymentMethod(Command):
+class SetDefaultPaymentMethod(AccountCommand):
     """Charge the account with this payment method from now on."""
 
     payment_method_id: str
 
 
 @dataclass(frozen=True)
-class RecordFeedback(Command):
+class RecordFeedback(AccountCommand):
     """The customer scored the service from 0 to 10 and may have said why."""
 
     feedback_id: str
@@ -175,14 +225,14 @@ class RecordFeedback(Command):
 
 
 @dataclass(frozen=True)
-class SetDunningPolicy(Command):
+class SetDunningPolicy(AccountCommand):
     """The account's dunning policy from now on."""
 
     policy: DunningPolicy
 
 
 @dataclass(frozen=True)
-class ReportHardship(Command):
+class ReportHardship(AccountCommand):
     """Pause dunning for a hardship the customer reported."""
 
     reason: str
@@ -202,7 +252,7 @@ def set_dunning_policy(record: Mapping[str, Any], head: dict[str, Any]) -> SetDu
 
 
 @dataclass(frozen=True)
-class AnnouncePriceChange(Command):
+class AnnouncePriceChange(AccountCommand):
     """Announce a subscription's new price, with notice."""
 
     subscription_id: str
@@ -211,7 +261,7 @@ class AnnouncePriceChange(Command):
 
 
 @dataclass(frozen=True)
-class Charge(Command):
+class Charge(AccountCommand):
     """Ask the payment system to charge what an open invoice has outstanding."""
 
     invoice_id: str
@@ -219,7 +269,7 @@ class Charge(Command):
 
 
 @dataclass(frozen=True)
-class IssueCreditNote(Command):
+class IssueCreditNote(AccountCommand):
     """Give part of an invoice's revenue back to the customer as account credit."""
 
     credit_note_id: str
@@ -229,7 +279,7 @@ class IssueCreditNote(Command):
 
 
 @dataclass(frozen=True)
-class RefundCredit(Command):
+class RefundCredit(AccountCommand):
     """Pay customer credit back through a kind of payment method."""
 
     refund_id: str
@@ -238,7 +288,7 @@ class RefundCredit(Command):
 
 
 @dataclass(frozen=True)
-class WriteOff(Command):
+class WriteOff(AccountCommand):
     """Give up on what an open invoice still owes."""
 
     invoice_id: str
@@ -246,13 +296,13 @@ class WriteOff(Command):
 
 
 def by_field_names(
-    cls: type[Command], **converters: Callable[[Any], Any]
+    cls: type[AccountCommand] | type[PlanCommand], **converters: Callable[[Any], Any]
 ) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
     """The mapping of a command whose own fields are record fields of the same names.
 
     `converters` turn a field's Avro value into the command's type (an enum, a tuple).
     """
-    own = [f.name for f in fields(cls) if f.name not in ("command_id", "account_id", "issued_at")]
+    own = [f.name for f in fields(cls) if f.name not in ("command_id", "issued_at", cls.key_field)]
 
     def from_record(record: Mapping[str, Any], head: dict[str, Any]) -> Command:
         return cls(
@@ -268,7 +318,7 @@ def _same(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Renegotiate(Command):
+class Renegotiate(AccountCommand):
     """Consolidate overdue invoices into a plan of installments."""
 
     plan_id: str
@@ -281,6 +331,9 @@ class Renegotiate(Command):
 
 
 FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
+    "DefinePlan": by_field_names(DefinePlan, interval_unit=IntervalUnit),
+    "RevisePlan": by_field_names(RevisePlan),
+    "RetirePlan": by_field_names(RetirePlan),
     "AdvanceClock": by_field_names(AdvanceClock),
     "RecordPayment": by_field_names(RecordPayment),
     "FailCharge": by_field_names(FailCharge, reason=ChargeFailureReason),
@@ -306,18 +359,27 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
 }
 
 
+PLAN_COMMAND_TYPES = frozenset({"DefinePlan", "RevisePlan", "RetirePlan"})
+
+
 def command_type_of(schema_name: str) -> str | None:
     """The command type a schema carries (`billing.commands.Subscribe` -> `Subscribe`), or None."""
     namespace, _, name = schema_name.rpartition(".")
     return name if namespace == COMMAND_NAMESPACE and name in FROM_RECORD else None
 
 
+def key_field_of(command_type: str) -> str:
+    """The field of a `command_type` record that is its Kafka key: account_id, or plan_id."""
+    return "plan_id" if command_type in PLAN_COMMAND_TYPES else "account_id"
+
+
 def command_from_record(command_type: str, record: Mapping[str, Any]) -> Command:
     """The command a decoded record of `command_type` carries."""
+    key_field = key_field_of(command_type)
     head = {
         "command_id": record["command_id"],
-        "account_id": record["account_id"],
         "issued_at": record["issued_at"],
+        key_field: record[key_field],
     }
     return FROM_RECORD[command_type](record, head)
 
@@ -326,77 +388,3 @@ def content_digest(command_type: str, record: Mapping[str, Any]) -> str:
     """A digest of a command's content, to tell a redelivery from a reused command_id."""
     canonical = json.dumps([command_type, record], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def command_id_problem(command_id: str) -> str | None:
-    """Why `command_id` is not a usable command id, or None if it is a canonical UUID string.
-
-    Only the canonical form (36 characters, lower case, hyphenated) is accepted: receipts are
-    keyed by the text, and one UUID written two ways must not be processed twice.
-    """
-    try:
-        canonical = str(UUID(command_id))
-    except ValueError:
-        return f"command_id must be a UUID string, got {command_id!r}"
-    if canonical != command_id:
-        return f"command_id must be a UUID in canonical form ({canonical!r}), got {command_id!r}"
-    return None
-
-
-def issued_at_problem(issued_at: datetime) -> str | None:
-    """Why `issued_at` is not a business time the ledger can bill from, or None if it is."""
-    if EARLIEST_ISSUED_AT <= issued_at < LATEST_ISSUED_AT:
-        return None
-    return (
-        f"issued_at must be from {EARLIEST_ISSUED_AT:%Y-%m-%d} and before "
-        f"{LATEST_ISSUED_AT:%Y-%m-%d}, got {issued_at.isoformat()}"
-    )
-
-
-def key_problem(key: bytes | None, account_id: str) -> str | None:
-    """Why `key` is not the Kafka key of a command for `account_id`, or None if it is.
-
-    Kafka keeps order per partition and picks the partition from the key: a command keyed
-    otherwise could overtake, or be overtaken by, the account's other commands.
-    """
-    if key == account_id.encode():
-        return None
-    found = "the message had no key" if key is None else f"the key was {_quoted(key)}"
-    return (
-        f"the message key must be the account_id {account_id!r}, so that one account's "
-        f"commands stay in order; {found}. Send the command again keyed by its account_id, "
-        "with a new command_id"
-    )
-
-
-def text_problem(command: Command) -> tuple[str, str] | None:
-    """The field of `command` whose text holds a NUL character, and why that is a problem.
-
-    PostgreSQL text cannot hold NUL: a command carrying one could be stored as events but
-    never shown in a read model, so it is rejected before it is accepted.
-    """
-    field = _field_with_nul(command, "")
-    if field is None:
-        return None
-    return field, f"{field} must not contain NUL (U+0000), which PostgreSQL text cannot hold"
-
-
-def _field_with_nul(value: object, field: str) -> str | None:
-    if isinstance(value, str):
-        return field if "\x00" in value else None
-    if isinstance(value, tuple):  # e.g. contacts: blame the list, the field the sender wrote
-        return field if any(_field_with_nul(item, field) for item in value) else None
-    if is_dataclass(value):  # the command, or its terms, whose fields are the record's own
-        found = (_field_with_nul(getattr(value, f.name), f.name) for f in fields(value))
-        return next((name for name in found if name), None)
-    return None
-
-
-def _quoted(key: bytes) -> str:
-    try:
-        quoted = repr(key.decode())
-    except UnicodeDecodeError:
-        quoted = repr(key)
-    if len(quoted) > MAX_QUOTED_KEY_CHARS:
-        return f"{quoted[:MAX_QUOTED_KEY_CHARS]}... ({len(key)} bytes)"
-    return quoted

@@ -8,8 +8,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from commands.messages import AccountCommand, ChangePlan, Command, PlanCommand, Subscribe
 from ledger.account import Account, UnknownAccount
-from ledger.application import BillingLedger, event_id
+from ledger.application import BillingLedger, Wanted, event_id
+from ledger.plans import Plan, UnknownPlan
 from ledger.receipts import CommandReceipt
 
 
@@ -20,15 +22,27 @@ class UnitOfWork:
         self.ledger = ledger
         self._accounts: dict[str, Account | None] = {}
         self._receipts: dict[str, CommandReceipt | None] = {}
+        self._plans: dict[str, Plan | None] = {}
         self._changed: dict[UUID, Aggregate] = {}
 
-    def preload(self, account_ids: Iterable[str], command_ids: Iterable[str]) -> None:
-        """Read the batch's accounts and receipts at once, instead of one at a time."""
-        account_ids = {a for a in account_ids if a not in self._accounts}
-        command_ids = {c for c in command_ids if c not in self._receipts}
-        accounts, receipts = self.ledger.accounts_and_receipts(account_ids, command_ids)
-        self._accounts.update({a: accounts.get(a) for a in account_ids})
-        self._receipts.update({c: receipts.get(c) for c in command_ids})
+    def preload(self, commands: Iterable[Command]) -> None:
+        """Read the batch's accounts, plans and receipts at once, instead of one at a time."""
+        wanted = Wanted()
+        for command in commands:
+            wanted.command_ids.add(command.command_id)
+            if isinstance(command, AccountCommand):
+                wanted.account_ids.add(command.account_id)
+            if isinstance(command, PlanCommand | ChangePlan):
+                wanted.plan_ids.add(command.plan_id)
+            elif isinstance(command, Subscribe):
+                wanted.plan_ids.add(command.terms.plan_id)
+        wanted.account_ids -= self._accounts.keys()
+        wanted.command_ids -= self._receipts.keys()
+        wanted.plan_ids -= self._plans.keys()
+        found = self.ledger.read_many(wanted)
+        self._accounts.update({a: found.accounts.get(a) for a in wanted.account_ids})
+        self._receipts.update({c: found.receipts.get(c) for c in wanted.command_ids})
+        self._plans.update({p: found.plans.get(p) for p in wanted.plan_ids})
 
     def account(self, account_id: str) -> Account | None:
         """The account, as changed so far in this batch; None if it does not exist."""
@@ -44,6 +58,26 @@ class UnitOfWork:
         self._changed[account.id] = account
         return account
 
+    def plan(self, plan_id: str) -> Plan | None:
+        """The catalogue plan, as changed so far in this batch; None if it was never defined.
+
+        A plan defined by a command on another partition is seen once that command was saved.
+        """
+        if plan_id not in self._plans:
+            self._plans[plan_id] = self.ledger.plan(plan_id)
+        return self._plans[plan_id]
+
+    def require_plan(self, plan_id: str) -> Plan:
+        """The plan, to be changed; UnknownPlan if it was never defined."""
+        plan = self.plan(plan_id)
+        if plan is None:
+            raise UnknownPlan(
+                f"plan {plan_id!r} is not in the catalogue; define it with DefinePlan",
+                field="plan_id",
+            )
+        self._changed[plan.id] = plan
+        return plan
+
     def receipt(self, command_id: str) -> CommandReceipt | None:
         """The command's receipt, if the command was processed before (even in this batch)."""
         if command_id not in self._receipts:
@@ -57,6 +91,11 @@ class UnitOfWork:
         """Keep a newly opened account."""
         self._accounts[account.account_id] = account
         self._changed[account.id] = account
+
+    def add_plan(self, plan: Plan) -> None:
+        """Keep a newly defined plan."""
+        self._plans[plan.plan_id] = plan
+        self._changed[plan.id] = plan
 
     def add_receipt(self, receipt: CommandReceipt) -> None:
         """Keep a new receipt."""

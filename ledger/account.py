@@ -215,6 +215,10 @@ class Account(
         if trial_ends_at is None:
             self._issue_invoice(command_id, issued_at, self.subscriptions[subscription_id])
 
+    def subscription_terms(self, subscription_id: str) -> Terms:
+        """The terms subscription `subscription_id` is on now; UnknownSubscription if none."""
+        return self._subscription(subscription_id).terms
+
     def check_terms(self, terms: Terms) -> None:
         """Raise RuleViolation unless the terms fit this account and make sense."""
         check_currency(terms.currency)

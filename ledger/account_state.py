@@ -52,6 +52,8 @@ class Terms:
     # start. 0 basis points: none.
     early_payment_discount_bp: int = 0
     early_payment_days: int = 0
+    # The catalogue plan version the price and interval came from; None for a custom plan.
+    plan_version: int | None = None
 
 
 class SubscriptionStatus(StrEnum):

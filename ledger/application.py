@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date
 from enum import Enum
 from itertools import groupby
@@ -17,6 +17,7 @@ from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcode
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from ledger.plans import Plan, plan_uuid
 from ledger.postings import Posting, Side
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
 from ledger.receivables import Allocation, ChargeFailureReason
@@ -120,6 +121,24 @@ TRANSCODINGS: tuple[Transcoding, ...] = (
 )
 
 
+@dataclass
+class Wanted:
+    """The aggregates a batch of commands will read, by the names upstream systems use."""
+
+    account_ids: set[str] = field(default_factory=set)
+    command_ids: set[str] = field(default_factory=set)
+    plan_ids: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Found:
+    """The wanted aggregates that exist, by name."""
+
+    accounts: dict[str, Account]
+    receipts: dict[str, CommandReceipt]
+    plans: dict[str, Plan]
+
+
 class BillingLedger(Application[UUID]):
     """The event-sourced ledger: accounts and command receipts, saved with Kafka positions.
 
@@ -147,7 +166,7 @@ class BillingLedger(Application[UUID]):
         super().register_transcodings(transcoder)
         for transcoding in TRANSCODINGS:
             transcoder.register(transcoding)
-        for enum_type in (ChargeFailureReason, FinalAction):
+        for enum_type in (ChargeFailureReason, FinalAction, IntervalUnit):
             transcoder.register(EnumAsValue(enum_type))
 
     def account(self, account_id: str) -> Account | None:
@@ -162,21 +181,29 @@ class BillingLedger(Application[UUID]):
         assert receipt is None or isinstance(receipt, CommandReceipt)
         return receipt
 
-    def accounts_and_receipts(
-        self, account_ids: Iterable[str], command_ids: Iterable[str]
-    ) -> tuple[dict[str, Account], dict[str, CommandReceipt]]:
-        """The existing accounts and receipts among those named, read together.
+    def plan(self, plan_id: str) -> Plan | None:
+        """The catalogue plan named `plan_id`, or None if it was never defined."""
+        plan = self._get(plan_uuid(plan_id))
+        assert plan is None or isinstance(plan, Plan)
+        return plan
+
+    def read_many(self, wanted: Wanted) -> Found:
+        """The existing accounts, receipts and plans among those wanted, read together.
 
         With a recorder that can read many aggregates in one query (the PostgreSQL one the
         services use), this is one round trip instead of one per aggregate.
         """
-        wanted = {account_uuid(a): a for a in account_ids} | {
-            receipt_uuid(c): c for c in command_ids
-        }
-        found = self._get_many(list(wanted))
-        accounts = {a.account_id: a for a in found if isinstance(a, Account)}
-        receipts = {r.command_id: r for r in found if isinstance(r, CommandReceipt)}
-        return accounts, receipts
+        ids = (
+            [account_uuid(a) for a in wanted.account_ids]
+            + [receipt_uuid(c) for c in wanted.command_ids]
+            + [plan_uuid(p) for p in wanted.plan_ids]
+        )
+        found = self._get_many(ids)
+        return Found(
+            accounts={a.account_id: a for a in found if isinstance(a, Account)},
+            receipts={r.command_id: r for r in found if isinstance(r, CommandReceipt)},
+            plans={p.plan_id: p for p in found if isinstance(p, Plan)},
+        )
 
     def _get_many(self, aggregate_ids: list[UUID]) -> list[object]:
         select_many = getattr(self.recorder, "select_events_of_many", None)

@@ -3,6 +3,14 @@
 `Lifecycle` is a part of the Account aggregate (a mixin); its events are account events.
 Prorated amounts are `amount * unused / period` in whole seconds, rounded down to the minor
 unit: a customer is never refunded, nor charged, more than the exact share.
+
+A plan change or a prorated cancellation credits the unused share of the current period at
+the price in force (before a change, the old price), against the invoice that charged the
+rest of the period: the cycle's own invoice, or after a plan change that change's proration
+invoice (which charged from the change to the period's end). So each day of a period is
+charged at the price in force that day and credited back at most once. No credit note gives
+back more than its invoice has left to credit (its amount less earlier credit notes and
+write-offs): the credit is cut to that, down to nothing for a written-off invoice.
 """
 
 from __future__ import annotations
@@ -112,20 +120,26 @@ class Lifecycle(AccountPart):
         subscription_id: str,
         plan_id: str,
         price_minor: int,
+        plan_version: int | None = None,
     ) -> None:
-        """Move to another plan now, crediting the unused share and charging the new one."""
+        """Move to another plan now, crediting the unused share and charging the new one.
+
+        `plan_version` is the catalogue plan's version the price came from (None: custom).
+        """
         sub = self._active(subscription_id)
         check_amount(price_minor, field="price_minor")
         if not plan_id.strip():
             raise MissingValue("plan_id must not be empty", field="plan_id")
         old = sub.terms
-        current = self._current_invoice(sub, issued_at)
+        current = self._invoice_in_force(sub, issued_at)
         self._record(
             self.PlanChanged,
             issued_at,
             command_id,
             subscription_id=subscription_id,
-            terms=replace(old, plan_id=plan_id, price_minor=price_minor),
+            terms=replace(
+                old, plan_id=plan_id, price_minor=price_minor, plan_version=plan_version
+            ),
             previous_plan_id=old.plan_id,
             previous_price_minor=old.price_minor,
         )
@@ -188,7 +202,7 @@ class Lifecycle(AccountPart):
                 field="subscription_id",
             )
         policy = sub.terms.cancellation_policy
-        current = self._current_invoice(sub, issued_at)
+        current = self._invoice_in_force(sub, issued_at)
         if policy is CancellationPolicy.AT_PERIOD_END and sub.status is SubscriptionStatus.ACTIVE:
             end = sub.period(sub.cycles_invoiced - 1)[1] if current else None
             cancel_at = max(issued_at, end or sub.trial_ends_at or issued_at)
@@ -204,8 +218,13 @@ class Lifecycle(AccountPart):
         refund = 0
         if policy is CancellationPolicy.IMMEDIATELY_WITH_PRORATED_REFUND and current is not None:
             start, end = sub.period(sub.cycles_invoiced - 1)
-            refund = prorated(current.amount_minor, start, end, issued_at)
-            self._credit_note(command_id, issued_at, current, "prorated_cancellation", refund)
+            refund = self._credit_note(
+                command_id,
+                issued_at,
+                current,
+                "prorated_cancellation",
+                prorated(sub.terms.price_minor, start, end, issued_at),
+            )
         self._record(
             self.SubscriptionCancelled,
             issued_at,
@@ -262,11 +281,14 @@ class Lifecycle(AccountPart):
         reason: str,
         amount: int,
         credit_note_id: str | None = None,
-    ) -> None:
+    ) -> int:
         """Give `amount` of the invoice's revenue back as credit, which settles the invoice if
-        it is open; the id is derived from the command unless the sender chose one."""
+        it is open; the id is derived from the command unless the sender chose one.
+
+        At most what the invoice has left to credit is given back; answers what was."""
+        amount = min(amount, creditable_minor(invoice))
         if amount <= 0:
-            return
+            return 0
         self._record(
             self.CreditNoteIssued,
             issued_at,
@@ -279,15 +301,28 @@ class Lifecycle(AccountPart):
             postings=transfer(LedgerAccount.REVENUE, LedgerAccount.CUSTOMER_CREDIT, amount),
         )
         self._apply_credit(command_id, issued_at, invoice.invoice_id)
+        return amount
 
-    def _current_invoice(self, sub: Subscription, now: datetime) -> Invoice | None:
-        """The invoice of the cycle `now` falls in, if that cycle was invoiced."""
+    def _invoice_in_force(self, sub: Subscription, now: datetime) -> Invoice | None:
+        """The invoice that charged the rest of the period `now` falls in, if that cycle was
+        invoiced: the last plan change's proration invoice, else the cycle's own invoice."""
         if sub.cycles_invoiced == 0:
             return None
         start, end = sub.period(sub.cycles_invoiced - 1)
         if not start <= now < end:
             return None
-        return self.invoices.get(f"{sub.subscription_id}/{sub.cycles_invoiced}")
+        cycle_invoice_id = f"{sub.subscription_id}/{sub.cycles_invoiced}"
+        # Invoices are kept in the order they were issued, on replay too: the last wins.
+        charged_by = [
+            invoice
+            for invoice in self.invoices.values()
+            if invoice.subscription_id == sub.subscription_id
+            and (
+                invoice.invoice_id == cycle_invoice_id
+                or invoice.invoice_id.startswith(f"{cycle_invoice_id}/")
+            )
+        ]
+        return charged_by[-1] if charged_by else None
 
     def _active(self, subscription_id: str) -> Subscription:
         sub = self._subscription(subscription_id)
@@ -313,6 +348,12 @@ def prorated(amount_minor: int, start: datetime, end: datetime, now: datetime) -
     total = int((end - start).total_seconds())
     unused = max(0, min(total, int((end - now).total_seconds())))
     return amount_minor * unused // total if total > 0 else 0
+
+
+def creditable_minor(invoice: Invoice) -> int:
+    """What credit notes may still give back of an invoice: its amount less earlier credit
+    notes and write-offs (a written-off share was never paid)."""
+    return max(0, invoice.amount_minor - invoice.credited_minor - invoice.written_off_minor)
 
 
 def _restart(sub: Subscription, anchor: datetime) -> None:

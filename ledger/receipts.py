@@ -53,6 +53,8 @@ class CommandReceipt(Aggregate):
         source: Source
         event_ids: tuple[str, ...]
         rejection: Rejection | None
+        # The plan a catalogue command was about (its account_id is then ""); None before 0.3.0.
+        plan_id: str | None = None
 
     class Redelivered(Aggregate.Event):
         """The same command_id arrived again and was answered without processing it again.
@@ -68,6 +70,7 @@ class CommandReceipt(Aggregate):
         content_digest: str
         event_ids: tuple[str, ...]
         rejection: Rejection | None
+        plan_id: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, CommandReceipt)
@@ -82,8 +85,10 @@ class CommandReceipt(Aggregate):
         source: Source,
         event_ids: tuple[str, ...],
         rejection: Rejection | None,
+        plan_id: str | None = None,
     ) -> None:
         self.command_id = command_id
+        self.plan_id = plan_id
         self.command_type = command_type
         self.account_id = account_id
         self.content_digest = content_digest
@@ -104,6 +109,7 @@ class CommandReceipt(Aggregate):
         issued_at: datetime,
         event_ids: tuple[str, ...] = (),
         rejection: Rejection | None = None,
+        plan_id: str | None = None,
     ) -> CommandReceipt:
         """Record the outcome of a command processed for the first time."""
         return cls._create(
@@ -117,6 +123,7 @@ class CommandReceipt(Aggregate):
             source=source,
             event_ids=tuple(event_ids),
             rejection=rejection,
+            plan_id=plan_id,
         )
 
     def redelivered(
@@ -127,6 +134,7 @@ class CommandReceipt(Aggregate):
         source: Source,
         content_digest: str,
         issued_at: datetime,
+        plan_id: str | None = None,
     ) -> None:
         """Record another delivery of this command_id, with the answer it gets."""
         same_content = content_digest == self.content_digest
@@ -140,6 +148,7 @@ class CommandReceipt(Aggregate):
             content_digest=content_digest,
             event_ids=self.event_ids if same_content else (),
             rejection=self.rejection if same_content else self._reuse_rejection(),
+            plan_id=plan_id,
         )
 
     def _reuse_rejection(self) -> Rejection:

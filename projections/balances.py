@@ -35,6 +35,8 @@ class Balances:
 
     def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
         """Apply one decoded event; events of other types only advance the account version."""
+        if "account_id" not in record:
+            return  # a plan's event: the catalogue is the plans read model's
         if event_type == "AccountOpened":
             cursor.execute(
                 "INSERT INTO balances (account_id, currency, customer_reference, "

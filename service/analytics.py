@@ -17,7 +17,7 @@ from service.database import connect, redact
 
 # The tables of the read models, readable by analytics users. Keep in step with projections/:
 # every table a projection's `schema` or the projector creates belongs here.
-READ_MODEL_TABLES = ("balances", "projection_positions")
+READ_MODEL_TABLES = ("balances", "plans", "projection_positions")
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
 # library's events and tracking tables) and the relay's positions. A table the ledger's user
 # creates later is readable by default: add any new non-read-model table here.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.avro import AvroCodec, AvroError
+from commands.messages import key_field_of
 from service import analytics, embedded, logs, runner, send
 from service.config import VARIABLES, ConfigError, Settings
 from service.kafka import KafkaPythonProducer
@@ -260,14 +261,9 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
     finally:
         producer.close()
     for (record, _), (_, command_type, _) in zip(messages, items, strict=True):
+        key = key_field_of(command_type)
         print(
-            json.dumps(
-                {
-                    "type": command_type,
-                    "command_id": record["command_id"],
-                    "account_id": record["account_id"],
-                }
-            )
+            json.dumps({"type": command_type, "command_id": record["command_id"], key: record[key]})
         )
     return 0
 

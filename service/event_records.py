@@ -9,6 +9,7 @@ from typing import Any
 from commands.avro import AvroCodec
 from ledger.account import Account
 from ledger.application import event_id
+from ledger.plans import Plan
 from ledger.receipts import CommandReceipt
 from service.config import EVENTS_TOPIC, RESULTS_TOPIC
 from service.kafka import Headers, Outgoing
@@ -48,6 +49,12 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.CreditRefunded: "billing.events.CreditRefunded",
     Account.InvoiceWrittenOff: "billing.events.InvoiceWrittenOff",
 }
+PLAN_EVENT_SCHEMAS: dict[type[Any], str] = {
+    Plan.Defined: "billing.events.PlanDefined",
+    Plan.Revised: "billing.events.PlanRevised",
+    Plan.Retired: "billing.events.PlanRetired",
+}
+EVENT_SCHEMAS = ACCOUNT_EVENT_SCHEMAS | PLAN_EVENT_SCHEMAS
 RESULT_SCHEMA = "billing.results.CommandResult"
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
@@ -65,24 +72,37 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
             ("status", record["status"].encode()),
         )
         value = codec.encode(RESULT_SCHEMA, record)
-        return Outgoing(RESULTS_TOPIC, record["account_id"].encode(), value, headers)
-    schema_name = ACCOUNT_EVENT_SCHEMAS[type(event)]
-    record = account_event_record(event)
+        key = record["plan_id"] or record["account_id"]
+        return Outgoing(RESULTS_TOPIC, key.encode(), value, headers)
+    schema_name = EVENT_SCHEMAS[type(event)]
+    record = event_record(event)
     headers = (
         ("event_type", schema_name.rpartition(".")[2].encode()),
         ("event_id", identity.encode()),
         ("event_position", str(position).encode()),
     )
     value = codec.encode(schema_name, record)
-    return Outgoing(EVENTS_TOPIC, record["account_id"].encode(), value, headers)
+    key = record["plan_id"] if type(event) in PLAN_EVENT_SCHEMAS else record["account_id"]
+    return Outgoing(EVENTS_TOPIC, key.encode(), value, headers)
+
+
+def event_record(event: Any) -> dict[str, Any]:
+    """An account or plan event as the record of its billing.events schema."""
+    if type(event) in PLAN_EVENT_SCHEMAS:
+        return _record(event, "plan_version")
+    return account_event_record(event)
 
 
 def account_event_record(event: Any) -> dict[str, Any]:
     """An account event as the record of its billing.events schema."""
+    return _record(event, "account_version")
+
+
+def _record(event: Any, version_field: str) -> dict[str, Any]:
     record: dict[str, Any] = {
         "event_id": event_id(event.originator_id, event.originator_version),
         "occurred_at": event.timestamp,
-        "account_version": event.originator_version,
+        version_field: event.originator_version,
     }
     for name, value in vars(event).items():
         if name in _EVENT_BASE_FIELDS:
@@ -101,6 +121,7 @@ def result_record(event: CommandReceipt.Recorded | CommandReceipt.Redelivered) -
         "command_id": event.command_id,
         "command_type": event.command_type,
         "account_id": event.account_id,
+        "plan_id": event.plan_id,
         "status": "ACCEPTED" if rejection is None else "REJECTED",
         "event_ids": list(event.event_ids),
         "rejection": None if rejection is None else _plain(rejection),

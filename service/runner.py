@@ -14,6 +14,7 @@ from commands.avro import AvroCodec
 from commands.consumer import CommandConsumer
 from ledger.application import BillingLedger
 from projections.balances import Balances
+from projections.plans import Plans
 from projections.projector import Projector
 from service import embedded
 from service.clock import Clock
@@ -223,7 +224,7 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     stack.callback(producer.close)
     projector = Projector(
         "read-models",
-        [Balances()],
+        [Balances(), Plans()],
         consumer,
         producer,
         AvroCodec(),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.avro import AvroCodec
-from commands.messages import COMMAND_NAMESPACE
+from commands.messages import COMMAND_NAMESPACE, key_field_of
 from service.config import COMMANDS_TOPIC
 from service.kafka import Outgoing
 
@@ -44,9 +44,9 @@ def parse_time(text: str) -> datetime:
 
 
 def encode_command(codec: AvroCodec, command_type: str, record: Mapping[str, Any]) -> Outgoing:
-    """The Kafka message of one command, keyed by its account id."""
+    """The Kafka message of one command, keyed by its account id (a plan command: plan id)."""
     value = codec.encode(f"{COMMAND_NAMESPACE}.{command_type}", record)
-    return Outgoing(COMMANDS_TOPIC, str(record["account_id"]).encode(), value)
+    return Outgoing(COMMANDS_TOPIC, str(record[key_field_of(command_type)]).encode(), value)
 
 
 def read_json_lines(lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:

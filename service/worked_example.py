@@ -12,14 +12,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.handlers import Delivery, Outcome, process
-from commands.messages import command_from_record, content_digest
+from commands.messages import (
+    PLAN_COMMAND_TYPES,
+    command_from_record,
+    content_digest,
+    key_field_of,
+)
 from commands.unit_of_work import UnitOfWork
+from ledger.account import account_uuid
 from ledger.application import BillingLedger
+from ledger.plans import plan_uuid
 from ledger.postings import balance_of
 from ledger.receipts import Source
-from service.event_records import account_event_record
+from service.event_records import EVENT_SCHEMAS, event_record
 
 ACCOUNT = "cust-0042"
+PLAN = "pro-monthly"
 NAMESPACE = uuid.UUID("6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10")
 
 
@@ -30,6 +38,20 @@ def day(month: int, day_of_month: int) -> datetime:
 
 def story() -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(what happens, command type, the command's own fields) in business-time order."""
+    yield (
+        "The product team puts Pro monthly at 29.00 in the catalogue",
+        "DefinePlan",
+        {
+            "issued_at": day(1, 1),
+            "plan_id": PLAN,
+            "name": "Pro",
+            "price_minor": 2900,
+            "currency": "EUR",
+            "interval_unit": "MONTH",
+            "interval_count": 1,
+            "trial_days": 0,
+        },
+    )
     yield (
         "The customer signs up",
         "OpenAccount",
@@ -65,17 +87,17 @@ def story() -> Iterator[tuple[str, str, dict[str, Any]]]:
         },
     )
     yield (
-        "Pro monthly at 29.00, 2% off if paid within 7 days",
+        "Pro monthly from the catalogue, 2% off if paid within 7 days",
         "Subscribe",
         {
             "issued_at": day(1, 1),
             "subscription_id": "pro",
-            "plan_id": "pro-monthly",
-            "price_minor": 2900,
-            "currency": "EUR",
-            "interval_unit": "MONTH",
-            "interval_count": 1,
-            "trial_days": 0,
+            "plan_id": PLAN,
+            "price_minor": None,
+            "currency": None,
+            "interval_unit": None,
+            "interval_count": None,
+            "trial_days": None,
             "days_until_due": 14,
             "cancellation_policy": "AT_PERIOD_END",
             "early_payment_discount_bp": 200,
@@ -127,6 +149,11 @@ def story() -> Iterator[tuple[str, str, dict[str, Any]]]:
         "June paid early, with the last installment",
         "RecordPayment",
         _payment(day(6, 3), "pay-jun", 2842 + 1600),
+    )
+    yield (
+        "Pro costs 32.00 for new customers from now; this customer keeps the 29.00 accepted",
+        "RevisePlan",
+        {"issued_at": day(6, 15), "price_minor": 3200, "trial_days": None, "name": None},
     )
     for month in range(7, 13):
         name = datetime(2024, month, 1).strftime("%B")
@@ -198,7 +225,8 @@ def render() -> str:
 
 
 def _send(ledger: BillingLedger, number: int, command_type: str, fields: dict[str, Any]) -> Outcome:
-    record = {"command_id": str(uuid.uuid5(NAMESPACE, str(number))), "account_id": ACCOUNT}
+    record = {"command_id": str(uuid.uuid5(NAMESPACE, str(number)))}
+    record[key_field_of(command_type)] = PLAN if command_type in PLAN_COMMAND_TYPES else ACCOUNT
     record |= fields
     delivery = Delivery(
         command_from_record(command_type, record),
@@ -213,17 +241,19 @@ def _send(ledger: BillingLedger, number: int, command_type: str, fields: dict[st
 
 
 def _events(ledger: BillingLedger, outcome: Outcome) -> str:
-    account = ledger.account(ACCOUNT)
-    if account is None or not outcome.event_ids:
+    if not outcome.event_ids:
         return "none"
-    stored = ledger.repository.event_store.get(account.id)
-    by_id = {account_event_record(e)["event_id"]: e for e in stored}
+    stored = [
+        *ledger.repository.event_store.get(account_uuid(ACCOUNT)),
+        *ledger.repository.event_store.get(plan_uuid(PLAN)),
+    ]
+    by_id = {event_record(e)["event_id"]: e for e in stored}
     return "<br>".join(_describe(by_id[i]) for i in outcome.event_ids if i in by_id)
 
 
 def _describe(event: Any) -> str:
-    name = type(event).__name__
-    record = account_event_record(event)
+    name = EVENT_SCHEMAS[type(event)].rpartition(".")[2]
+    record = event_record(event)
     details = [
         f"{key} {record[key]}"
         for key in (
@@ -232,6 +262,8 @@ def _describe(event: Any) -> str:
             "stage",
             "retry_at",
             "plan_id",
+            "price_minor",
+            "plan_version",
             "forgiven_minor",
             "until",
             "score",

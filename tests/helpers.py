@@ -14,6 +14,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from commands.avro import AvroCodec, Decoded
+from commands.messages import key_field_of
 
 CODEC = AvroCodec()
 # Joins take about half the session timeout on the embedded broker; Apache Kafka refuses
@@ -72,6 +73,21 @@ def subscribe(account_id: str, **fields: Any) -> dict[str, Any]:
         "cancellation_policy": "AT_PERIOD_END",
         "early_payment_discount_bp": 0,
         "early_payment_days": 0,
+    } | fields
+
+
+def define_plan(plan_id: str, **fields: Any) -> dict[str, Any]:
+    """A DefinePlan record (monthly, 9.99 EUR, no trial) with a fresh command_id."""
+    return {
+        "command_id": str(uuid.uuid4()),
+        "plan_id": plan_id,
+        "issued_at": ISSUED_AT,
+        "name": plan_id,
+        "price_minor": 999,
+        "currency": "EUR",
+        "interval_unit": "MONTH",
+        "interval_count": 1,
+        "trial_days": 0,
     } | fields
 
 
@@ -152,8 +168,9 @@ def publish(
 
 
 def command_message(command_type: str, record: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """The (key, value) of a command, keyed by its account id."""
-    return record["account_id"].encode(), CODEC.encode(f"billing.commands.{command_type}", record)
+    """The (key, value) of a command, keyed by its account id (a plan command: its plan id)."""
+    key = record[key_field_of(command_type)]
+    return key.encode(), CODEC.encode(f"billing.commands.{command_type}", record)
 
 
 def read_until(

@@ -20,6 +20,7 @@ from tests.helpers import (
     Read,
     Servers,
     command_message,
+    define_plan,
     open_account,
     publish,
     read_until,
@@ -209,6 +210,59 @@ class TestSpine:
             ),
         )
         assert [e.headers["event_type"] for e in events][3:] == [b"PaymentReceived", b"InvoicePaid"]
+
+    def test_a_catalogue_plan_is_defined_and_subscribed_to(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes]
+    ) -> None:
+        """DefinePlan keyed by plan id: a plans row, a result keyed by plan; subscribers pay it."""
+        defined = define_plan("e2e-gold", price_minor=4200)
+        publish(servers.kafka_bootstrap, [command_message("DefinePlan", defined)])
+
+        def plans_row() -> tuple[object, ...] | None:
+            with psycopg.connect(servers.database_url) as connection:
+                try:
+                    return connection.execute(
+                        "SELECT price_minor, currency, plan_version, retired "
+                        "FROM plans WHERE plan_id = 'e2e-gold'"
+                    ).fetchone()
+                except psycopg.errors.UndefinedTable:
+                    return None
+
+        assert wait_for(lambda: plans_row() == (4200, "EUR", 1, False), timeout_s=30)
+        (result,) = for_account(
+            "e2e-gold",
+            read_until(
+                servers.kafka_bootstrap,
+                "billing.command-results",
+                lambda found: len(for_account("e2e-gold", found)) >= 1,
+            ),
+        )
+        assert result.decoded is not None
+        assert (result.decoded.record["plan_id"], result.decoded.record["account_id"]) == (
+            "e2e-gold",
+            "",
+        )
+        assert result.decoded.record["status"] == "ACCEPTED"
+
+        from_catalogue = {
+            "plan_id": "e2e-gold",
+            "price_minor": None,
+            "currency": None,
+            "interval_unit": None,
+            "interval_count": None,
+            "trial_days": None,
+        }
+        publish(
+            servers.kafka_bootstrap,
+            [
+                command_message("OpenAccount", open_account("acc-cat")),
+                command_message("Subscribe", subscribe("acc-cat", **from_catalogue)),
+            ],
+        )
+        assert wait_for(
+            lambda: balances_row(servers.database_url, "acc-cat") == ("EUR", 4200, 4200, 1),
+            timeout_s=30,
+        )
 
     def test_sigterm_stops_cleanly(self, ledger_run: subprocess.Popen[bytes]) -> None:
         """SIGTERM ends `ledger run` with exit status 0 within seconds."""

@@ -12,6 +12,7 @@ from commands.handlers import Delivery, Outcome, process
 from commands.messages import (
     AdvanceClock,
     Command,
+    DefinePlan,
     FailCharge,
     OpenAccount,
     RecordPayment,
@@ -22,6 +23,7 @@ from commands.unit_of_work import UnitOfWork
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
+from ledger.plans import TermsAsked
 from ledger.receipts import Source
 from ledger.receivables import ChargeFailureReason
 
@@ -89,7 +91,62 @@ def subscribe(
         account_id=account_id,
         issued_at=issued_at,
         subscription_id=subscription_id,
-        terms=terms(**term_overrides),
+        terms=TermsAsked.custom(terms(**term_overrides)),
+    )
+
+
+def define_plan(
+    plan_id: str = "gold-monthly",
+    *,
+    command_id: str | None = None,
+    issued_at: datetime = ISSUED_AT,
+    name: str = "Gold",
+    price_minor: int = 1500,
+    currency: str = "EUR",
+    interval_unit: IntervalUnit = IntervalUnit.MONTH,
+    interval_count: int = 1,
+    trial_days: int = 0,
+) -> DefinePlan:
+    """A DefinePlan command: by default 15.00 EUR a month without a trial."""
+    return DefinePlan(
+        command_id=command_id or new_command_id(),
+        plan_id=plan_id,
+        issued_at=issued_at,
+        name=name,
+        price_minor=price_minor,
+        currency=currency,
+        interval_unit=interval_unit,
+        interval_count=interval_count,
+        trial_days=trial_days,
+    )
+
+
+def subscribe_to_plan(
+    account_id: str = "acc-1",
+    *,
+    plan_id: str = "gold-monthly",
+    command_id: str | None = None,
+    issued_at: datetime = ISSUED_AT,
+    subscription_id: str = "sub-1",
+    **asked: Any,
+) -> Subscribe:
+    """A Subscribe to catalogue plan `plan_id` that sets only what `asked` gives."""
+    terms = TermsAsked(
+        plan_id=plan_id,
+        price_minor=None,
+        currency=None,
+        interval_unit=None,
+        interval_count=None,
+        trial_days=None,
+        days_until_due=14,
+        cancellation_policy=CancellationPolicy.AT_PERIOD_END,
+    )
+    return Subscribe(
+        command_id=command_id or new_command_id(),
+        account_id=account_id,
+        issued_at=issued_at,
+        subscription_id=subscription_id,
+        terms=dataclasses.replace(terms, **asked),
     )
 
 

@@ -45,6 +45,7 @@ from commands.messages import (
 from ledger.account import CancellationPolicy, Contact, Terms
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from ledger.plans import TermsAsked
 from ledger.receivables import ChargeFailureReason
 
 T = TypeVar("T")
@@ -125,7 +126,7 @@ subscribes = st.builds(
     account_id=account_ids,
     issued_at=issued_ats,
     subscription_id=st.sampled_from(("sub-1", "sub-2", "sub-3", "sub-4", "sub-5", "")),
-    terms=st.one_of(valid_terms, valid_terms, valid_terms.flatmap(broken)),
+    terms=st.one_of(valid_terms, valid_terms, valid_terms.flatmap(broken)).map(TermsAsked.custom),
 )
 # Invoice ids the histories' subscriptions issue (sub-1 to sub-5), and one they never do.
 named_invoice_ids = st.sampled_from(
@@ -211,10 +212,12 @@ def histories(draw: st.DrawFn) -> History:
         subscription_id="sub-6",
         # Mostly without a trial and dearer than most payments and the credit they may leave, so
         # that its first invoice is there, still open, for late commands to charge or credit.
-        terms=dataclasses.replace(
-            draw(valid_terms),
-            price_minor=draw(st.integers(min_value=300_000, max_value=1_000_000)),
-            trial_days=draw(st.sampled_from((0, 0, 0, 0, 0, 0, 0, 14))),
+        terms=TermsAsked.custom(
+            dataclasses.replace(
+                draw(valid_terms),
+                price_minor=draw(st.integers(min_value=300_000, max_value=1_000_000)),
+                trial_days=draw(st.sampled_from((0, 0, 0, 0, 0, 0, 0, 14))),
+            )
         ),
     )
     targets = [command for command in commands if isinstance(command, Subscribe)]

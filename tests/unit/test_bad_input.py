@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from commands.avro import MAGIC, SCHEMAS_DIR, AvroCodec
 from commands.consumer import MAX_COMMAND_BYTES, Handled, handle_batch
-from commands.messages import EARLIEST_ISSUED_AT, LATEST_ISSUED_AT, key_problem
+from commands.envelope import EARLIEST_ISSUED_AT, LATEST_ISSUED_AT, key_problem
 from ledger.account import Account
 from ledger.application import BillingLedger
 from ledger.postings import Side
@@ -301,7 +301,9 @@ def plausibly(values: tuple[Any, ...], anything: st.SearchStrategy[Any]) -> st.S
 def symbols(field: str) -> tuple[str, ...]:
     """The symbols of the Subscribe enum field `field`."""
     (definition,) = [f for f in CODEC.schema(SUBSCRIBE)["fields"] if f["name"] == field]
-    return tuple(definition["type"]["symbols"])
+    kinds = definition["type"] if isinstance(definition["type"], list) else [definition["type"]]
+    (enum,) = [kind for kind in kinds if isinstance(kind, dict) and kind["type"] == "enum"]
+    return tuple(enum["symbols"])
 
 
 def whole_millis(moment: datetime) -> datetime:
@@ -335,11 +337,12 @@ drawn_records = {
         | {
             "subscription_id": plausibly(("sub-1", "sub-2"), texts),
             "plan_id": plausibly(("gold",), texts),
-            "price_minor": plausibly((0, 999), LONGS),
-            "currency": plausibly(("EUR",), texts),
-            "interval_unit": st.sampled_from(symbols("interval_unit")),
-            "interval_count": plausibly((1, 12, 1000), INTS),
-            "trial_days": plausibly((0, 14), INTS),
+            # None takes the catalogue plan's term, or is refused for a custom plan.
+            "price_minor": plausibly((0, 999, None), LONGS),
+            "currency": plausibly(("EUR", None), texts),
+            "interval_unit": st.sampled_from((*symbols("interval_unit"), None)),
+            "interval_count": plausibly((1, 12, 1000, None), INTS),
+            "trial_days": plausibly((0, 14, None), INTS),
             "days_until_due": plausibly((0, 14), INTS),
             "cancellation_policy": st.sampled_from(symbols("cancellation_policy")),
         }
