@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import AccountEvent, AccountPart, Invoice
 from ledger.errors import RuleViolation, check_text
+from ledger.lifecycle import creditable_minor
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.receivables import NonPositivePayment, UnknownInvoice, _check_method_kind
 
@@ -46,7 +47,7 @@ class Adjustments(AccountPart):
             reason: str,
             amount: int,
             credit_note_id: str | None = None,
-        ) -> None: ...
+        ) -> int: ...
 
     class ChargeRequested(AccountEvent):
         """The payment system is asked to charge what an invoice has outstanding."""
@@ -131,10 +132,10 @@ class Adjustments(AccountPart):
         invoice = self._existing_invoice(invoice_id)
         _check_positive(amount_minor)
         # A written-off share was never paid: crediting it would pay the customer for nothing.
-        creditable = invoice.amount_minor - invoice.credited_minor - invoice.written_off_minor
+        creditable = creditable_minor(invoice)
         if amount_minor > creditable:
             raise ExceedsInvoice(
-                f"amount_minor {amount_minor} is more than the {max(creditable, 0)} of invoice "
+                f"amount_minor {amount_minor} is more than the {creditable} of invoice "
                 f"{invoice_id!r} not yet credited or written off",
                 field="amount_minor",
             )

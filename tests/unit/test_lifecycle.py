@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commands.messages import (
     CancelSubscription,
     ChangePlan,
+    IssueCreditNote,
     PauseSubscription,
     ReactivateSubscription,
     ResumeSubscription,
+    WriteOff,
 )
+from ledger.account import Account
 from ledger.account_state import CancellationPolicy, SubscriptionStatus
 from ledger.application import BillingLedger
 from ledger.lifecycle import prorated
@@ -22,6 +28,7 @@ from tests.unit.builders import (
     Sender,
     account_events,
     advance_clock,
+    in_memory_ledger,
     open_account,
     record_payment,
     subscribe,
@@ -240,3 +247,147 @@ class TestMoneyStaysBalanced:
             [p for e in account_events(ledger) for p in getattr(e, "postings", ())],
         )
         assert credit == account.credit_minor
+
+
+APRIL = datetime(2024, 4, 1, tzinfo=UTC)  # a 30-day period: 1 April to 1 May
+APRIL_SECONDS = 30 * 24 * 3600
+HALFWAY = APRIL + 15 * DAY
+THREE_QUARTERS = APRIL + 22 * DAY + timedelta(hours=12)
+
+
+def credit_notes(ledger: BillingLedger) -> list[tuple[str, int]]:
+    """(invoice id, amount) of every credit note, oldest first."""
+    return [
+        (e.invoice_id, e.amount_minor)
+        for e in account_events(ledger)
+        if isinstance(e, Account.CreditNoteIssued)
+    ]
+
+
+def change_invoice_ids(ledger: BillingLedger) -> list[str]:
+    """The proration invoices plan changes issued, oldest first."""
+    account = ledger.account("acc-1")
+    assert account is not None
+    return [invoice_id for invoice_id in account.invoices if "/change-" in invoice_id]
+
+
+def refund_of_cancellation(ledger: BillingLedger) -> int:
+    (cancelled,) = [
+        e for e in account_events(ledger) if isinstance(e, Account.SubscriptionCancelled)
+    ]
+    return int(cancelled.refund_minor)
+
+
+@pytest.fixture(name="april")
+def fixture_april(send: Sender) -> Sender:
+    """acc-1 subscribed to 30.00 EUR monthly on 1 April, refunded pro rata on cancelling."""
+    send(
+        open_account(issued_at=APRIL),
+        subscribe(
+            issued_at=APRIL,
+            price_minor=3000,
+            cancellation_policy=CancellationPolicy.IMMEDIATELY_WITH_PRORATED_REFUND,
+        ),
+    )
+    return send
+
+
+class TestCreditsFollowThePriceInForce:
+    """A period's credits are the unused share at the price in force, against the invoice that
+    charged it, and never more than an invoice has left to credit."""
+
+    def test_a_prorated_cancellation_after_an_upgrade(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """30.00 to 60.00 halfway, cancelled a quarter later: 15.00 back on the change invoice."""
+        april(on_subscription(ChangePlan, HALFWAY, plan_id="gold", price_minor=6000))
+        april(on_subscription(CancelSubscription, THREE_QUARTERS))
+        (change_invoice,) = change_invoice_ids(ledger)
+        assert credit_notes(ledger) == [("sub-1/1", 1500), (change_invoice, 1500)]
+        assert refund_of_cancellation(ledger) == 1500
+
+    def test_a_second_plan_change_credits_the_first_changes_invoice(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """60.00 to 90.00 on day 16: 14/30 of 60.00 back on the invoice that charged 60.00."""
+        april(on_subscription(ChangePlan, HALFWAY, plan_id="gold", price_minor=6000))
+        april(on_subscription(ChangePlan, APRIL + 16 * DAY, plan_id="platinum", price_minor=9000))
+        first_change, second_change = change_invoice_ids(ledger)
+        assert credit_notes(ledger) == [("sub-1/1", 1500), (first_change, 2800)]
+        account = ledger.account("acc-1")
+        assert account is not None
+        assert account.invoices["sub-1/1"].credited_minor == 1500  # not 4300 of its 3000
+        assert account.invoices[second_change].amount_minor == 4200  # 14/30 of 90.00
+
+    def test_a_written_off_invoice_refunds_nothing(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """Nothing was paid nor is owed: cancelling credits nothing."""
+        april(
+            WriteOff(
+                str(uuid.uuid4()), "acc-1", APRIL + DAY, invoice_id="sub-1/1", reason="bankrupt"
+            )
+        )
+        april(on_subscription(CancelSubscription, HALFWAY))
+        assert credit_notes(ledger) == []
+        assert refund_of_cancellation(ledger) == 0
+        assert ledger.account("acc-1").credit_minor == 0  # type: ignore[union-attr]
+
+    def test_earlier_credit_notes_cap_the_refund(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """25.00 of 30.00 already credited: cancelling halfway credits 5.00, not 15.00."""
+        april(
+            IssueCreditNote(
+                str(uuid.uuid4()),
+                "acc-1",
+                APRIL + DAY,
+                credit_note_id="cn-1",
+                invoice_id="sub-1/1",
+                amount_minor=2500,
+                reason="outage",
+            )
+        )
+        april(on_subscription(CancelSubscription, HALFWAY))
+        assert credit_notes(ledger) == [("sub-1/1", 2500), ("sub-1/1", 500)]
+        assert refund_of_cancellation(ledger) == 500
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        prices=st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=4),
+        offsets=st.lists(
+            st.integers(min_value=1, max_value=APRIL_SECONDS - 1), min_size=5, max_size=5
+        ),
+    )
+    def test_changes_then_a_cancellation_charge_the_exact_shares(
+        self, prices: list[int], offsets: list[int]
+    ) -> None:
+        """Each price for its part of the period, within a minor unit per change; no invoice
+        is credited more than it invoiced."""
+        times = sorted(offsets)[: len(prices) + 1]  # a time for each change, then the cancel
+        send = Sender(in_memory_ledger())
+        send(
+            open_account(issued_at=APRIL),
+            subscribe(
+                issued_at=APRIL,
+                price_minor=3000,
+                cancellation_policy=CancellationPolicy.IMMEDIATELY_WITH_PRORATED_REFUND,
+            ),
+        )
+        for k, price in enumerate(prices):
+            when = APRIL + timedelta(seconds=times[k])
+            send(on_subscription(ChangePlan, when, plan_id=f"plan-{k}", price_minor=price))
+        send(on_subscription(CancelSubscription, APRIL + timedelta(seconds=times[-1])))
+        events = account_events(send.ledger)
+        net = sum(e.amount_minor for e in events if isinstance(e, Account.InvoiceIssued)) - sum(
+            e.amount_minor for e in events if isinstance(e, Account.CreditNoteIssued)
+        )
+        bounds = [0, *times]
+        exact = sum(
+            Fraction(price * (bounds[k + 1] - bounds[k]), APRIL_SECONDS)
+            for k, price in enumerate([3000, *prices])
+        )
+        assert abs(net - exact) < len(prices) + 1
+        account = send.ledger.account("acc-1")
+        assert account is not None
+        assert all(i.credited_minor <= i.amount_minor for i in account.invoices.values())
