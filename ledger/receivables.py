@@ -51,6 +51,8 @@ class Receivables(AccountPart):
 
         def _renegotiation_tick(self, command_id: str, now: datetime) -> None: ...
 
+        def _check_not_renegotiated(self, invoice: Invoice, field: str) -> None: ...
+
         def _schedule_retry(
             self, command_id: str, issued_at: datetime, invoice_id: str
         ) -> None: ...
@@ -329,6 +331,7 @@ class Receivables(AccountPart):
                 f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
                 field="invoice_id",
             )
+        self._check_not_renegotiated(invoice, "invoice_id")
         if invoice.outstanding_minor == 0:
             raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_id")
         return invoice

@@ -5,6 +5,10 @@ A plan takes over what is outstanding on the original invoices (they keep a link
 may forgive part of it (Dr write_off, Cr receivable) and may add interest, which is revenue
 (Dr receivable, Cr revenue). The rest is split into installments, each an invoice of its own:
 equal parts rounded down to the minor unit, the remainder added to the LAST installment.
+An original invoice owes nothing afterwards: a command that needs it open (a payment or a
+charge naming it, a failed charge, a write-off, another renegotiation) is refused
+`invoice_renegotiated`, naming the plan and its installments; a credit note on it is accepted,
+and its credit settles the installments.
 
 A missed installment has one consequence, decided by the clock: once an installment is unpaid
 more than INSTALLMENT_GRACE_DAYS after its due date, the plan defaults, once. Every later
@@ -206,6 +210,22 @@ class Renegotiation(AccountPart):
             due_at=now,
         )
 
+    def _check_not_renegotiated(self, invoice: Invoice, field: str) -> None:
+        """Refuse a command that needs `invoice` open when its debt moved into a plan."""
+        plan_id = invoice.renegotiated_into
+        if plan_id is None:
+            return
+        installments = self.renegotiations[plan_id].installment_ids
+        named = repr(installments[0])
+        if len(installments) > 1:
+            named += f" to {installments[-1]!r}"
+        raise InvoiceRenegotiated(
+            f"invoice {invoice.invoice_id!r} was renegotiated into plan {plan_id!r} and owes "
+            f"nothing itself: what it owed is owed on the plan's installments {named}; name an "
+            "installment instead",
+            field=field,
+        )
+
     def _check_plan_id(self, plan_id: str) -> None:
         check_text("plan_id", plan_id, MAX_PLAN_ID_LENGTH)
         # Installments are invoices `<plan_id>/<k>`, like a subscription's `<id>/<cycle>`.
@@ -238,15 +258,9 @@ class Renegotiation(AccountPart):
                 f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
                 field="invoice_ids",
             )
+        self._check_not_renegotiated(invoice, "invoice_ids")
         if invoice.outstanding_minor == 0:
-            settled_by = (
-                f"renegotiated into plan {invoice.renegotiated_into!r}"
-                if invoice.renegotiated_into
-                else "paid"
-            )
-            raise InvoiceAlreadyPaid(
-                f"invoice {invoice_id!r} is already {settled_by}", field="invoice_ids"
-            )
+            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_ids")
         if not (invoice.overdue or invoice.due_at < issued_at):
             raise InvoiceNotOverdue(
                 f"invoice {invoice_id!r} is due {invoice.due_at.isoformat()}, not overdue at "
@@ -294,3 +308,9 @@ class InvoiceNotOverdue(RuleViolation):
     """Only invoices past their due date can be renegotiated."""
 
     code = "invoice_not_overdue"
+
+
+class InvoiceRenegotiated(RuleViolation):
+    """The invoice's debt moved into a renegotiation plan: its installments owe it now."""
+
+    code = "invoice_renegotiated"

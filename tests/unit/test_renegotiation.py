@@ -18,10 +18,13 @@ from hypothesis import strategies as st
 from commands.avro import AvroCodec
 from commands.messages import (
     CancelSubscription,
+    Charge,
+    IssueCreditNote,
     PauseSubscription,
     Renegotiate,
     ReportHardship,
     SetDunningPolicy,
+    WriteOff,
     command_from_record,
 )
 from ledger.account import Account
@@ -40,6 +43,7 @@ from tests.unit.builders import (
     Sender,
     account_events,
     advance_clock,
+    fail_charge,
     open_account,
     record_payment,
     subscribe,
@@ -274,10 +278,13 @@ class TestRules:
         )
 
     def test_an_invoice_is_renegotiated_once(self, renegotiated: Sender) -> None:
-        """A second plan for sub-1/1 is refused; the message names the first plan."""
+        """A second plan for sub-1/1 is refused invoice_renegotiated, naming the first plan."""
         (outcome,) = renegotiated(renegotiate(plan_id="plan-2", invoice_ids=("sub-1/1",)))
         assert outcome.rejection is not None
-        assert outcome.rejection.code == "invoice_already_paid"
+        assert (outcome.rejection.code, outcome.rejection.field) == (
+            "invoice_renegotiated",
+            "invoice_ids",
+        )
         assert "plan-1" in outcome.rejection.message
 
     def test_a_plan_id_is_used_once(self, renegotiated: Sender) -> None:
@@ -297,6 +304,72 @@ class TestRules:
             "duplicate_subscription",
             "subscription_id",
         )
+
+
+def on_invoice(kind: type, **fields: Any) -> Any:
+    """A command of `kind` about an invoice of acc-1, after the renegotiation."""
+    return kind(str(uuid.uuid4()), "acc-1", RENEGOTIATED_AT + DAY, **fields)
+
+
+class TestARenegotiatedInvoice:
+    """An invoice whose debt moved into a plan owes nothing itself: commands that need an open
+    invoice are refused invoice_renegotiated, naming the plan whose installments owe it."""
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            pytest.param(lambda: on_invoice(WriteOff, invoice_id="sub-1/1", reason="x"), id="WO"),
+            pytest.param(
+                lambda: on_invoice(Charge, invoice_id="sub-1/1", payment_method_id=None),
+                id="Charge",
+            ),
+            pytest.param(lambda: fail_charge(invoice_id="sub-1/1"), id="FailCharge"),
+            pytest.param(
+                lambda: record_payment(amount_minor=1500, invoice_id="sub-1/1"),
+                id="RecordPayment",
+            ),
+        ],
+    )
+    def test_commands_on_it_are_refused_with_the_plan_named(
+        self, ledger: BillingLedger, renegotiated: Sender, command: Any
+    ) -> None:
+        """invoice_renegotiated on invoice_id, the message names plan-1 and its installments;
+        nothing is stored."""
+        before = len(account_events(ledger))
+        (outcome,) = renegotiated(command())
+        assert outcome.rejection is not None
+        assert (outcome.rejection.code, outcome.rejection.field) == (
+            "invoice_renegotiated",
+            "invoice_id",
+        )
+        assert "'plan-1'" in outcome.rejection.message
+        assert "'plan-1/1'" in outcome.rejection.message
+        assert len(account_events(ledger)) == before
+
+    def test_a_paid_invoice_is_still_refused_as_paid(self, indebted: Sender) -> None:
+        """Paid in full, never renegotiated: invoice_already_paid, as before."""
+        indebted(record_payment(amount_minor=1500, invoice_id="sub-1/1", issued_at=RENEGOTIATED_AT))
+        (outcome,) = indebted(on_invoice(WriteOff, invoice_id="sub-1/1", reason="x"))
+        assert outcome.rejection is not None
+        assert outcome.rejection.code == "invoice_already_paid"
+
+    def test_a_credit_note_on_it_pays_the_installments(
+        self, ledger: BillingLedger, renegotiated: Sender
+    ) -> None:
+        """Revenue given back on sub-1/1 becomes credit, which settles plan-1/1 first."""
+        (outcome,) = renegotiated(
+            on_invoice(
+                IssueCreditNote,
+                credit_note_id="cn-1",
+                invoice_id="sub-1/1",
+                amount_minor=500,
+                reason="outage",
+            )
+        )
+        assert outcome.rejection is None
+        applied = [(e.invoice_id, e.amount_minor) for e in events_named(ledger, "CreditApplied")]
+        assert applied[-1] == ("plan-1/1", 500)
+        assert the_account(renegotiated).credit_minor == 0
 
 
 class TestPayingInstallments:
