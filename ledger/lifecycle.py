@@ -137,9 +137,7 @@ class Lifecycle(AccountPart):
             issued_at,
             command_id,
             subscription_id=subscription_id,
-            terms=replace(
-                old, plan_id=plan_id, price_minor=price_minor, plan_version=plan_version
-            ),
+            terms=replace(old, plan_id=plan_id, price_minor=price_minor, plan_version=plan_version),
             previous_plan_id=old.plan_id,
             previous_price_minor=old.price_minor,
         )
