@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from ledger.account import CancellationPolicy, Contact
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
-from ledger.plans import TermsAsked
+from ledger.plan_terms import TermsAsked
 from ledger.receivables import ChargeFailureReason
 
 COMMAND_NAMESPACE = "billing.commands"

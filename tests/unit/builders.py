@@ -23,7 +23,7 @@ from commands.unit_of_work import UnitOfWork
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
-from ledger.plans import TermsAsked
+from ledger.plan_terms import TermsAsked
 from ledger.receipts import Source
 from ledger.receivables import ChargeFailureReason
 

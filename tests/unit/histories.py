@@ -45,7 +45,7 @@ from commands.messages import (
 from ledger.account import CancellationPolicy, Contact, Terms
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
-from ledger.plans import TermsAsked
+from ledger.plan_terms import TermsAsked
 from ledger.receivables import ChargeFailureReason
 
 T = TypeVar("T")
