@@ -108,6 +108,9 @@ class Dunning(AccountPart):
 
         reason: str
         until: datetime
+        # What a notification sender needs to confirm the pause (absent before 0.3.0).
+        template_key: str = "dunning.hardship_pause"
+        contacts: tuple[Contact, ...] = ()
 
         def apply(self, aggregate: Any) -> None:
             aggregate.hardship_until = self.until
@@ -119,6 +122,10 @@ class Dunning(AccountPart):
         action: FinalAction
         outstanding_minor: int
         currency: str
+        # What a notification sender needs to tell the customer (absent before 0.3.0).
+        due_at: datetime | None = None
+        template_key: str = ""
+        contacts: tuple[Contact, ...] = ()
 
         def apply(self, aggregate: Any) -> None:
             aggregate.dunning_marks.add(f"{self.invoice_id}:final")
@@ -151,7 +158,15 @@ class Dunning(AccountPart):
             raise MissingValue("reason must not be empty", field="reason")
         check_range("days", days, 1, MAX_HARDSHIP_DAYS)
         until = issued_at + timedelta(days=days)
-        self._record(self.HardshipPauseStarted, issued_at, command_id, reason=reason, until=until)
+        self._record(
+            self.HardshipPauseStarted,
+            issued_at,
+            command_id,
+            reason=reason,
+            until=until,
+            template_key="dunning.hardship_pause",
+            contacts=self.contacts,
+        )
 
     def _schedule_retry(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         attempt = self.failed_charges.get(invoice_id, 0)
@@ -268,6 +283,9 @@ class Dunning(AccountPart):
             action=self.dunning_policy.final_action,
             outstanding_minor=invoice.outstanding_minor,
             currency=self.currency,
+            due_at=invoice.due_at,
+            template_key=f"dunning.final_action.{self.dunning_policy.final_action.value.lower()}",
+            contacts=self.contacts,
         )
 
 

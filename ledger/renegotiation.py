@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, AccountPart, Invoice
+from ledger.account_state import AccountEvent, AccountPart, Contact, Invoice
 from ledger.errors import (
     MissingValue,
     RuleViolation,
@@ -116,6 +116,9 @@ class Renegotiation(AccountPart):
         accelerated_minor: int
         currency: str
         due_at: datetime
+        # What a notification sender needs to tell the customer (absent before 0.3.0).
+        template_key: str = "renegotiation.defaulted"
+        contacts: tuple[Contact, ...] = ()
 
         def apply(self, aggregate: Any) -> None:
             aggregate.renegotiations[self.plan_id].defaulted = True
@@ -208,6 +211,8 @@ class Renegotiation(AccountPart):
             accelerated_minor=sum(i.outstanding_minor for i in accelerated),
             currency=self.currency,
             due_at=now,
+            template_key="renegotiation.defaulted",
+            contacts=self.contacts,
         )
 
     def _check_not_renegotiated(self, invoice: Invoice, field: str) -> None:

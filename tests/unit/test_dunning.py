@@ -12,6 +12,8 @@ from commands.messages import ReportHardship, SetDunningPolicy
 from ledger.account_state import SubscriptionStatus
 from ledger.application import BillingLedger
 from ledger.dunning import DunningPolicy, FinalAction
+from service.event_records import outgoing
+from tests.helpers import CODEC
 from tests.unit.builders import (
     Sender,
     account_events,
@@ -134,6 +136,17 @@ class TestHardship:
         dunned(advance_clock(issued_at=DUE + 31 * DAY))
         assert [e.stage for e in events_named(ledger, "PaymentReminderDue")] == ["stage_3"]
 
+    def test_the_pause_can_be_confirmed_to_the_customer(
+        self, ledger: BillingLedger, dunned: Sender
+    ) -> None:
+        """HardshipPauseStarted carries its template key, the channels and the end date."""
+        dunned(ReportHardship(str(uuid.uuid4()), "acc-1", DUE, reason="lost job", days=30))
+        (pause,) = events_named(ledger, "HardshipPauseStarted")
+        record = CODEC.decode(outgoing(pause, 1, CODEC).value).record
+        assert record["template_key"] == "dunning.hardship_pause"
+        assert record["contacts"] == [{"channel": "email", "address": "billing@example.com"}]
+        assert record["until"] == DUE + 30 * DAY
+
     @pytest.mark.parametrize(
         ("reason", "days", "code", "field"),
         [
@@ -180,6 +193,25 @@ class TestFinalAction:
         (final,) = events_named(ledger, "DunningFinalAction")
         assert final.action is action
         assert [i for i in account.invoices if i > "sub-1/2"] == []
+
+    def test_the_customer_can_be_told(self, ledger: BillingLedger, send: Sender) -> None:
+        """The event carries a template key, the channels, the amount and the due date."""
+        send(
+            open_account(issued_at=START),
+            subscribe(issued_at=START),
+            policy_command(DunningPolicy(final_action=FinalAction.CANCEL)),
+        )
+        send(advance_clock(issued_at=DUE + 21 * DAY))
+        (final,) = events_named(ledger, "DunningFinalAction")
+        assert final.template_key == "dunning.final_action.cancel"
+        assert [(c.channel, c.address) for c in final.contacts] == [
+            ("email", "billing@example.com")
+        ]
+        assert (final.outstanding_minor, final.currency, final.due_at) == (1500, "EUR", DUE)
+        record = CODEC.decode(outgoing(final, 1, CODEC).value).record
+        assert record["template_key"] == "dunning.final_action.cancel"
+        assert record["contacts"] == [{"channel": "email", "address": "billing@example.com"}]
+        assert record["due_at"] == DUE
 
 
 class TestPolicyRules:

@@ -468,6 +468,8 @@ class TestDefault:
             FIRST_DUE,
         )
         assert list(event.accelerated_invoice_ids) == ["plan-1/2", "plan-1/3"]
+        assert event.template_key == "renegotiation.defaulted"
+        assert [c.channel for c in event.contacts] == ["email"]
         assert (event.accelerated_minor, event.due_at) == (866 + 868, defaulted_at)
         invoices = the_account(renegotiated).invoices
         assert [invoices[f"plan-1/{k}"].due_at for k in (2, 3)] == [defaulted_at] * 2
