@@ -1,6 +1,15 @@
-"""Dead letters: messages the ledger cannot read, kept whole with where they came from and why."""
+"""Dead letters: messages the ledger cannot read, kept with where they came from and why.
+
+A dead letter keeps the original bytes whole up to MAX_DEAD_LETTER_VALUE_BYTES. A larger
+value (only an oversized command can be one) is cut there, with its full size and SHA-256
+in headers: with the broker's usual 1 MB limit, the whole value and the error headers might
+not fit in one message, and a dead letter that cannot be written would stop the partition.
+The original stays on its topic at the offset the headers name.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 import structlog
 
@@ -9,12 +18,15 @@ from service.kafka import Headers, Message, Outgoing
 
 logger = structlog.get_logger(__name__)
 MAX_DETAIL_BYTES = 2000
+MAX_DEAD_LETTER_VALUE_BYTES = 512 * 1024
 
 
 def dead_letter(
     message: Message, reason: str, detail: str, extra_headers: Headers = ()
 ) -> Outgoing:
     """The dead letter of `message`: its original key, bytes and headers, plus error headers.
+
+    Bytes past MAX_DEAD_LETTER_VALUE_BYTES are cut off (see the module's docstring).
 
     `extra_headers` add facts about the reason (e.g. a size and its limit) after the others.
     Logs a warning naming the message's topic, partition and offset, and the reason.
@@ -36,4 +48,12 @@ def dead_letter(
         ("dead_letter.source_offset", str(message.offset).encode()),
         *extra_headers,
     )
-    return Outgoing(DEAD_LETTER_TOPIC, message.key, message.value or b"", headers)
+    value = message.value or b""
+    if len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+        headers += (
+            ("dead_letter.truncated_to_bytes", str(MAX_DEAD_LETTER_VALUE_BYTES).encode()),
+            ("dead_letter.original_bytes", str(len(value)).encode()),
+            ("dead_letter.original_sha256", hashlib.sha256(value).hexdigest().encode()),
+        )
+        value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
+    return Outgoing(DEAD_LETTER_TOPIC, message.key, value, headers)

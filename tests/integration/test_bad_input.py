@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaProducer
 
 from commands.consumer import MAX_COMMAND_BYTES
+from commands.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
 from service.config import COMMANDS_TOPIC, DEAD_LETTER_TOPIC
 from tests.helpers import CODEC, Servers, open_account, read_until, subscribe
 from tests.integration.test_command_consumer import (  # noqa: F401 (fixture_handler is used by name)
@@ -126,3 +127,34 @@ class TestOnePartitionOfBadInput:
         assert account_events(servers.database_url, "acc-big") == []
         assert account_events(servers.database_url, "ghost") == []
         assert account_events(servers.database_url, "acc-j") == []
+
+
+class TestAMessageNearTheBrokersLimit:
+    """A command of almost 1 MB: its dead letter still fits, and the partition moves on."""
+
+    def test_it_is_dead_lettered_cut_and_the_next_command_is_processed(
+        self, servers: Servers, handler: Handler
+    ) -> None:
+        """The dead letter holds the first 512 KiB with the full size; acc-n opens after it."""
+        huge = b"\x01" * 1_000_000
+        producer = KafkaProducer(
+            bootstrap_servers=servers.kafka_bootstrap, acks="all", max_request_size=2_000_000
+        )
+        try:
+            producer.send(COMMANDS_TOPIC, key=b"acc-huge", value=huge, partition=PARTITION)
+            producer.send(
+                COMMANDS_TOPIC,
+                key=b"acc-n",
+                value=value("OpenAccount", open_account("acc-n")),
+                partition=PARTITION,
+            )
+            producer.flush()
+        finally:
+            producer.close()
+        (outcome,) = handler.run_until(1)
+        assert outcome.rejection is None
+        assert handler.ledger.account("acc-n") is not None
+        (dead,) = read_until(servers.kafka_bootstrap, DEAD_LETTER_TOPIC, lambda found: found)
+        assert dead.value == huge[:MAX_DEAD_LETTER_VALUE_BYTES]
+        assert dead.headers["dead_letter.original_bytes"] == b"1000000"
+        assert dead.headers["dead_letter.reason"] == b"oversized"

@@ -7,6 +7,7 @@ and random schema-valid commands at the consumer's in-memory half (`handle_batch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from commands.avro import MAGIC, SCHEMAS_DIR, AvroCodec
 from commands.consumer import MAX_COMMAND_BYTES, Handled, handle_batch
+from commands.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
 from commands.envelope import EARLIEST_ISSUED_AT, LATEST_ISSUED_AT, key_problem
 from ledger.account import Account
 from ledger.application import BillingLedger
@@ -95,6 +97,26 @@ class TestOversizedMessages:
         """Oversized garbage is `oversized`, not `not_single_object_encoded`."""
         handled = handle(ledger, (b"acc-1", b"\x00" * (MAX_COMMAND_BYTES + 1)))
         assert header(handled, "dead_letter.reason") == [b"oversized"]
+
+    def test_a_huge_value_is_cut_with_its_size_and_digest(self, ledger: BillingLedger) -> None:
+        """Past 512 KiB the dead letter keeps the first 512 KiB, the full size and SHA-256."""
+        value = b"\x01" * MAX_DEAD_LETTER_VALUE_BYTES + b"tail"
+        handled = handle(ledger, (b"acc-1", value))
+        (letter,) = handled.dead_letters
+        assert letter.value == value[:MAX_DEAD_LETTER_VALUE_BYTES]
+        assert header(handled, "dead_letter.original_bytes") == [str(len(value)).encode()]
+        assert header(handled, "dead_letter.original_sha256") == [
+            hashlib.sha256(value).hexdigest().encode()
+        ]
+        assert header(handled, "dead_letter.truncated_to_bytes") == [b"524288"]
+
+    def test_a_value_at_the_cut_is_kept_whole(self, ledger: BillingLedger) -> None:
+        """Exactly 512 KiB: whole, without the truncation headers."""
+        value = b"\x01" * MAX_DEAD_LETTER_VALUE_BYTES
+        handled = handle(ledger, (b"acc-1", value))
+        (letter,) = handled.dead_letters
+        assert letter.value == value
+        assert "dead_letter.original_bytes" not in dict(letter.headers)
 
     def test_a_command_of_exactly_the_limit_is_processed(self, ledger: BillingLedger) -> None:
         """The limit itself is allowed."""
