@@ -32,7 +32,7 @@ def ledger(
 
 
 class TestSend:
-    """`ledger send` publishes Avro commands keyed by account id."""
+    """`ledger send` publishes Avro commands keyed by account id (a plan command: plan id)."""
 
     def test_flags_and_file_publish_decodable_commands(
         self, servers: Servers, tmp_path: Path
@@ -85,6 +85,40 @@ class TestSend:
         assert subscribe.decoded is not None
         assert subscribe.decoded.record["issued_at"].isoformat() == "2026-03-01T10:00:00+00:00"
         assert subscribe.decoded.record["days_until_due"] == 14  # the schema's default
+
+    def test_a_plan_command_is_keyed_by_its_plan(self, servers: Servers) -> None:
+        """DefinePlan from flags: printed with its plan_id, published keyed by it."""
+        env = {"LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap}
+        result = ledger(
+            "send",
+            "DefinePlan",
+            "--plan-id",
+            "cli-gold",
+            "--price-minor",
+            "1500",
+            "--currency",
+            "EUR",
+            "--interval-unit",
+            "DAY",
+            "--interval-count",
+            "10",
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        (printed,) = [json.loads(line) for line in result.stdout.splitlines()]
+        assert (printed["type"], printed["plan_id"]) == ("DefinePlan", "cli-gold")
+
+        def ours(found: list[Read]) -> list[Read]:
+            return [
+                r
+                for r in found
+                if r.decoded and r.decoded.record["command_id"] == printed["command_id"]
+            ]
+
+        (record,) = ours(read_until(servers.kafka_bootstrap, "billing.commands", ours))
+        assert record.key == b"cli-gold"
+        assert record.decoded is not None
+        assert record.decoded.record["interval_count"] == 10
 
     def test_bad_input_is_refused_with_the_line_and_nothing_is_sent(self, tmp_path: Path) -> None:
         """An unknown command type or a field of the wrong type is named, with exit status 2."""
