@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ledger.account_state import CancellationPolicy, Terms
 from ledger.calendar import IntervalUnit
 from ledger.errors import MissingValue, RuleViolation
-from ledger.plans import Plan, PlanRetired
+from ledger.plans import Plan, PlanRetired, UnknownPlan
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,13 @@ def _custom_terms(asked: TermsAsked) -> Terms:
         for name in ("price_minor", "currency", "interval_unit")
         if getattr(asked, name) is None
     ]
+    if len(missing) == 3:  # the command takes every term from a plan it expects to exist
+        raise UnknownPlan(
+            f"plan {asked.plan_id!r} is not in the catalogue: define it with DefinePlan (and "
+            "wait for its result) before subscribing to it, or give price_minor, currency "
+            "and interval_unit for a custom plan",
+            field="plan_id",
+        )
     if missing:
         raise MissingValue(
             f"plan {asked.plan_id!r} is not in the catalogue, so the command must give "
@@ -121,10 +128,10 @@ def price_for_change(
     """
     if plan is None:
         if price_minor is None:
-            raise MissingValue(
-                f"plan {plan_id!r} is not in the catalogue, so ChangePlan must give "
-                "price_minor; or define the plan first with DefinePlan",
-                field="price_minor",
+            raise UnknownPlan(
+                f"plan {plan_id!r} is not in the catalogue: define it with DefinePlan (and "
+                "wait for its result) first, or give price_minor for a custom plan",
+                field="plan_id",
             )
         return price_minor, None
     if plan.retired:

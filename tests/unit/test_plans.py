@@ -215,12 +215,21 @@ class TestSubscribeToACataloguePlan:
         (outcome,) = send(subscribe_to_plan(plan_id="usd-plan", issued_at=START))
         assert rejected(outcome) == ("currency_mismatch", "currency")
 
-    def test_a_custom_plan_needs_its_terms(self, catalogue: Sender) -> None:
-        """A plan outside the catalogue without a price: missing_value on price_minor."""
+    def test_a_plan_not_yet_defined_is_unknown(self, catalogue: Sender) -> None:
+        """No terms and no such plan: unknown_plan on plan_id, which a sender can retry."""
         (outcome,) = catalogue(subscribe_to_plan(plan_id="bespoke", issued_at=START))
-        assert rejected(outcome) == ("missing_value", "price_minor")
+        assert rejected(outcome) == ("unknown_plan", "plan_id")
         assert outcome.rejection is not None
         assert "DefinePlan" in outcome.rejection.message
+
+    def test_a_custom_plan_needs_all_its_terms(self, catalogue: Sender) -> None:
+        """A custom plan with a price but no currency: missing_value on currency."""
+        (outcome,) = catalogue(
+            subscribe_to_plan(
+                plan_id="bespoke", issued_at=START, price_minor=500, interval_unit=IntervalUnit.DAY
+            )
+        )
+        assert rejected(outcome) == ("missing_value", "currency")
 
     def test_a_custom_plan_with_its_terms_is_accepted(
         self, ledger: BillingLedger, catalogue: Sender
@@ -345,9 +354,9 @@ class TestChangePlanToACataloguePlan:
         assert rejected(catalogue(change_plan("old"))[0]) == ("plan_retired", "plan_id")
 
     def test_a_custom_plan_needs_a_price(self, catalogue: Sender) -> None:
-        """missing_value on price_minor; with a price it is accepted."""
+        """Without a price, unknown_plan; with a price it is accepted."""
         catalogue(subscribe_to_plan())
-        assert rejected(catalogue(change_plan("bespoke"))[0]) == ("missing_value", "price_minor")
+        assert rejected(catalogue(change_plan("bespoke"))[0]) == ("unknown_plan", "plan_id")
         assert catalogue(change_plan("bespoke", 2500))[0].rejection is None
 
     def test_an_unknown_subscription_is_named_first(self, catalogue: Sender) -> None:
