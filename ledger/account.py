@@ -20,7 +20,7 @@ from ledger.adjustments import Adjustments
 from ledger.dunning import DEFAULT_POLICY, Dunning
 from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
 from ledger.feedback import CustomerFeedback
-from ledger.lifecycle import Lifecycle
+from ledger.lifecycle import Lifecycle, numbered_id
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
@@ -256,7 +256,8 @@ class Account(
         proration: tuple[str, int] | None = None,
     ) -> None:
         """Invoice the subscription's next cycle; or, given (name, amount), a prorated part of
-        the current cycle from now to its end."""
+        the current cycle from now to its end, `<subscription>/<cycle>/<name>-<n>` with the
+        first number n not taken."""
         if proration is None:
             cycle = sub.cycles_invoiced
             period_start, period_end = sub.period(cycle)
@@ -265,7 +266,9 @@ class Account(
         else:
             cycle = sub.cycles_invoiced - 1
             period_start, period_end = issued_at, sub.period(cycle)[1]
-            invoice_id = f"{sub.subscription_id}/{cycle + 1}/{proration[0]}"
+            invoice_id = numbered_id(
+                f"{sub.subscription_id}/{cycle + 1}/{proration[0]}", self.invoices
+            )
             amount_minor = proration[1]
         self._record(
             self.InvoiceIssued,

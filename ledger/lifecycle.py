@@ -11,13 +11,20 @@ invoice (which charged from the change to the period's end). So each day of a pe
 charged at the price in force that day and credited back at most once. No credit note gives
 back more than its invoice has left to credit (its amount less earlier credit notes and
 write-offs): the credit is cut to that, down to nothing for a written-off invoice.
+
+Documents a command derives are numbered, never named after the command id (UUIDv7 ids sent
+within a minute share their first characters): a plan change's invoice is
+`<subscription>/<cycle>/change-<n>` and a derived credit note `<invoice>/credit-<n>`, n the
+first number not taken. Older histories keep their `change-<8 hex>` and `credit-<8 hex>` ids;
+no rule reads a meaning into an id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import (
     AccountEvent,
@@ -35,6 +42,9 @@ from ledger.postings import LedgerAccount, Posting, transfer
 
 class Lifecycle(AccountPart):
     """Plan changes with proration, pauses, cancellations per the accepted policy, reactivation."""
+
+    if TYPE_CHECKING:  # provided by Account
+        credit_note_ids: set[str]
 
     class PlanChanged(AccountEvent):
         """The subscription moved to another plan and price from now on."""
@@ -153,7 +163,7 @@ class Lifecycle(AccountPart):
         )
         charge = prorated(price_minor, start, end, issued_at)
         if charge:
-            self._issue_invoice(command_id, issued_at, sub, (f"change-{command_id[:8]}", charge))
+            self._issue_invoice(command_id, issued_at, sub, ("change", charge))
 
     def pause_subscription(
         self, *, command_id: str, issued_at: datetime, subscription_id: str
@@ -281,7 +291,7 @@ class Lifecycle(AccountPart):
         credit_note_id: str | None = None,
     ) -> int:
         """Give `amount` of the invoice's revenue back as credit, which settles the invoice if
-        it is open; the id is derived from the command unless the sender chose one.
+        it is open; unless the sender chose an id, it is the invoice's next `credit-<n>`.
 
         At most what the invoice has left to credit is given back; answers what was."""
         amount = min(amount, creditable_minor(invoice))
@@ -291,7 +301,8 @@ class Lifecycle(AccountPart):
             self.CreditNoteIssued,
             issued_at,
             command_id,
-            credit_note_id=credit_note_id or f"{invoice.invoice_id}/credit-{command_id[:8]}",
+            credit_note_id=credit_note_id
+            or numbered_id(f"{invoice.invoice_id}/credit", self.credit_note_ids),
             invoice_id=invoice.invoice_id,
             amount_minor=amount,
             currency=self.currency,
@@ -309,17 +320,9 @@ class Lifecycle(AccountPart):
         start, end = sub.period(sub.cycles_invoiced - 1)
         if not start <= now < end:
             return None
-        cycle_invoice_id = f"{sub.subscription_id}/{sub.cycles_invoiced}"
-        # Invoices are kept in the order they were issued, on replay too: the last wins.
-        charged_by = [
-            invoice
-            for invoice in self.invoices.values()
-            if invoice.subscription_id == sub.subscription_id
-            and (
-                invoice.invoice_id == cycle_invoice_id
-                or invoice.invoice_id.startswith(f"{cycle_invoice_id}/")
-            )
-        ]
+        # Invoices are kept in the order they were issued, on replay too, and the last one of
+        # a subscription is of its last cycle invoiced: the cycle's own, or a later proration.
+        charged_by = [i for i in self.invoices.values() if i.subscription_id == sub.subscription_id]
         return charged_by[-1] if charged_by else None
 
     def _active(self, subscription_id: str) -> Subscription:
@@ -346,6 +349,14 @@ def prorated(amount_minor: int, start: datetime, end: datetime, now: datetime) -
     total = int((end - start).total_seconds())
     unused = max(0, min(total, int((end - now).total_seconds())))
     return amount_minor * unused // total if total > 0 else 0
+
+
+def numbered_id(stem: str, taken: Collection[str]) -> str:
+    """`<stem>-<n>` with the smallest n from 1 that is not `taken`."""
+    number = 1
+    while f"{stem}-{number}" in taken:
+        number += 1
+    return f"{stem}-{number}"
 
 
 def creditable_minor(invoice: Invoice) -> int:

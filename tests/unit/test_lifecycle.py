@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -391,3 +393,134 @@ class TestCreditsFollowThePriceInForce:
         account = send.ledger.account("acc-1")
         assert account is not None
         assert all(i.credited_minor <= i.amount_minor for i in account.invoices.values())
+
+
+# UUIDv7 command ids sent within the same minute share their first 8 hex characters.
+SAME_MINUTE = tuple(f"0190a1b2-c3d4-7e5f-8a6b-00000000000{k}" for k in range(1, 4))
+
+
+def change_plan(command_id: str, when: datetime, plan_id: str, price_minor: int) -> ChangePlan:
+    """A ChangePlan of sub-1 of acc-1 sent as `command_id`."""
+    return ChangePlan(
+        command_id, "acc-1", when, subscription_id="sub-1", plan_id=plan_id, price_minor=price_minor
+    )
+
+
+def credit_note_ids(ledger: BillingLedger) -> list[str]:
+    """The id of every credit note, oldest first."""
+    return [
+        e.credit_note_id for e in account_events(ledger) if isinstance(e, Account.CreditNoteIssued)
+    ]
+
+
+def three_changes(send: Sender) -> None:
+    """30.00 to 60.00 halfway, to 90.00 on day 16, to 120.00 on day 17, all in one minute's ids."""
+    send(change_plan(SAME_MINUTE[0], HALFWAY, "gold", 6000))
+    send(change_plan(SAME_MINUTE[1], APRIL + 16 * DAY, "platinum", 9000))
+    send(change_plan(SAME_MINUTE[2], APRIL + 17 * DAY, "diamond", 12000))
+
+
+def with_ids_renamed(events: list[Any], renamed: dict[str, str]) -> list[Any]:
+    """The events with their invoice and credit note ids renamed as `renamed` says."""
+    copies = []
+    for event in events:
+        changes = {
+            name: renamed.get(getattr(event, name), getattr(event, name))
+            for name in ("invoice_id", "credit_note_id")
+            if hasattr(event, name)
+        }
+        copies.append(dataclasses.replace(event, **changes))
+    return copies
+
+
+class TestProratedDocumentIds:
+    """Each proration invoice and derived credit note has an id of its own: numbered within its
+    cycle or invoice, the same for the same commands, never taken from the command id."""
+
+    def test_changes_in_the_same_minute_issue_distinct_invoices(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """Two ChangePlan whose command ids share 8 hex characters: both change invoices stay."""
+        april(change_plan(SAME_MINUTE[0], HALFWAY, "gold", 6000))
+        april(change_plan(SAME_MINUTE[1], APRIL + 16 * DAY, "platinum", 9000))
+        account = ledger.account("acc-1")
+        assert account is not None
+        assert change_invoice_ids(ledger) == ["sub-1/1/change-1", "sub-1/1/change-2"]
+        assert [account.invoices[i].amount_minor for i in change_invoice_ids(ledger)] == [
+            3000,  # 15/30 of 60.00
+            4200,  # 14/30 of 90.00
+        ]
+        outstanding = sum(i.outstanding_minor for i in account.invoices.values())
+        assert receivable(ledger) == outstanding
+
+    def test_their_credit_notes_have_distinct_ids(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """Three changes in one minute: each credit note is numbered on the invoice it credits."""
+        three_changes(april)
+        assert credit_note_ids(ledger) == [
+            "sub-1/1/credit-1",
+            "sub-1/1/change-1/credit-1",
+            "sub-1/1/change-2/credit-1",
+        ]
+        assert [amount for _, amount in credit_notes(ledger)] == [1500, 2800, 3900]
+
+    def test_the_same_commands_give_the_same_ids(self, april: Sender) -> None:
+        """Replaying the commands into another ledger names every document the same."""
+        other = Sender(in_memory_ledger())
+        other(
+            open_account(issued_at=APRIL),
+            subscribe(
+                issued_at=APRIL,
+                price_minor=3000,
+                cancellation_policy=CancellationPolicy.IMMEDIATELY_WITH_PRORATED_REFUND,
+            ),
+        )
+        three_changes(april)
+        three_changes(other)
+        assert change_invoice_ids(other.ledger) == change_invoice_ids(april.ledger)
+        assert credit_note_ids(other.ledger) == credit_note_ids(april.ledger)
+
+    def test_an_id_the_sender_chose_is_skipped(self, ledger: BillingLedger, april: Sender) -> None:
+        """A credit note the sender named sub-1/1/credit-1: the cancellation's is credit-2."""
+        april(
+            IssueCreditNote(
+                str(uuid.uuid4()),
+                "acc-1",
+                APRIL + DAY,
+                credit_note_id="sub-1/1/credit-1",
+                invoice_id="sub-1/1",
+                amount_minor=500,
+                reason="outage",
+            )
+        )
+        april(on_subscription(CancelSubscription, HALFWAY))
+        assert credit_note_ids(ledger) == ["sub-1/1/credit-1", "sub-1/1/credit-2"]
+
+    def test_a_history_stored_with_command_id_prefixes_still_works(
+        self, ledger: BillingLedger, april: Sender
+    ) -> None:
+        """Documents named `change-<8 hex>` before numbering replay; the next change credits
+        the stored change invoice and issues change-1, and cancelling credits that one."""
+        april(change_plan(SAME_MINUTE[0], HALFWAY, "gold", 6000))
+        stored = with_ids_renamed(
+            account_events(ledger),
+            {
+                "sub-1/1/change-1": "sub-1/1/change-0190a1b2",
+                "sub-1/1/credit-1": "sub-1/1/credit-0190a1b2",
+            },
+        )
+        old = Sender(in_memory_ledger())
+        old.ledger.repository.event_store.put(stored)
+        old(change_plan(SAME_MINUTE[1], APRIL + 16 * DAY, "platinum", 9000))
+        old(on_subscription(CancelSubscription, THREE_QUARTERS))
+        assert change_invoice_ids(old.ledger) == ["sub-1/1/change-0190a1b2", "sub-1/1/change-1"]
+        assert credit_notes(old.ledger) == [
+            ("sub-1/1", 1500),
+            ("sub-1/1/change-0190a1b2", 2800),  # 14/30 of 60.00
+            ("sub-1/1/change-1", 2250),  # 7.5/30 of 90.00
+        ]
+        assert credit_note_ids(old.ledger)[1:] == [
+            "sub-1/1/change-0190a1b2/credit-1",
+            "sub-1/1/change-1/credit-1",
+        ]
