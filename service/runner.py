@@ -37,6 +37,7 @@ from service.relay import EventRelay
 logger = structlog.get_logger(__name__)
 IDLE_SLEEP_S = 0.05
 CLUSTER_CHECK_S = 2.0
+EVENT_STORE_LOCK_KEY = 0x6C65646765720003  # "ledger" + 3: one worker creates the tables at a time
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def open_ledger(database_url: str) -> BillingLedger:
-    """The ledger application on the database at `database_url`."""
-    return BillingLedger(env=event_store_env(database_url))
+    """The ledger application on the database at `database_url`.
+
+    The library creates the event store's tables on first use with CREATE TABLE IF NOT
+    EXISTS, which fails in all but one of several workers starting together on an empty
+    database (PostgreSQL's catalog refuses the same type twice); a lock makes them take turns.
+    """
+    with connect(database_url, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (EVENT_STORE_LOCK_KEY,))
+        try:
+            return BillingLedger(env=event_store_env(database_url))
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (EVENT_STORE_LOCK_KEY,))
 
 
 def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:

@@ -77,3 +77,30 @@ class TestPositions:
             *accounts(1, "multi"), positions=[Tracking("test/m/0", 4), Tracking("test/m/1", 7)]
         )
         assert (ledger.stored_position("test/m/0"), ledger.stored_position("test/m/1")) == (4, 7)
+
+
+class TestWorkersStartingTogether:
+    """Several workers opening the ledger at once on an empty database all start."""
+
+    def test_four_at_once_all_open_the_store(self, servers: Servers) -> None:
+        """Without taking turns, all but one failed creating the tables (10 runs in 10)."""
+        failures: list[BaseException] = []
+        ledgers: list[BillingLedger] = []
+        start = threading.Barrier(4)
+
+        def open_one() -> None:
+            start.wait()
+            try:
+                ledgers.append(open_ledger(servers.database_url))
+            except BaseException as failure:
+                failures.append(failure)
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        for ledger in ledgers:
+            ledger.close()
+        assert failures == []
+        assert len(ledgers) == 4
