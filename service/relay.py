@@ -23,6 +23,7 @@ from service.kafka import Producer
 logger = structlog.get_logger(__name__)
 
 RELAY_LOCK_KEY = 0x6C65646765720001  # "ledger" + 1: one relay per database
+SCHEMA_LOCK_KEY = 0x6C65646765720004  # "ledger" + 4: one relay creates its table at a time
 CREATE_POSITIONS = """
 CREATE TABLE IF NOT EXISTS ledger_relay_positions (
     cluster_id text NOT NULL,
@@ -51,7 +52,7 @@ class EventRelay:
         self.codec = codec
         self.cluster_id = cluster_id
         self.batch_size = batch_size
-        self._database = Reconnecting(database_url, autocommit=True, on_connect=_create_table)
+        self._database = Reconnecting(database_url, autocommit=True, on_connect=create_table)
         self._database.get()
         # The advisory lock belongs to one connection: a new connection leads only once it
         # takes the lock again.
@@ -112,5 +113,9 @@ class EventRelay:
         return self._leading_on is connection
 
 
-def _create_table(connection: psycopg.Connection[Any]) -> None:
-    connection.execute(CREATE_POSITIONS)
+def create_table(connection: psycopg.Connection[Any]) -> None:
+    """Create the relay positions table unless it exists, one relay at a time."""
+    with connection.transaction():
+        # Relays starting together would race on CREATE TABLE IF NOT EXISTS.
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        connection.execute(CREATE_POSITIONS)

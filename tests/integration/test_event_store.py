@@ -11,6 +11,8 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.account import Account
 from ledger.application import BillingLedger
+from service.database import connect
+from service.relay import create_table
 from service.runner import open_ledger
 from tests.helpers import Servers
 
@@ -104,3 +106,23 @@ class TestWorkersStartingTogether:
             ledger.close()
         assert failures == []
         assert len(ledgers) == 4
+
+    def test_four_relays_at_once_all_create_their_table(self, servers: Servers) -> None:
+        """The relay positions table is created once, whoever comes first."""
+        failures: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def create_one() -> None:
+            with connect(servers.database_url, autocommit=True) as connection:
+                start.wait()
+                try:
+                    create_table(connection)
+                except BaseException as failure:
+                    failures.append(failure)
+
+        threads = [threading.Thread(target=create_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert failures == []
