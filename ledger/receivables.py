@@ -17,6 +17,10 @@ from ledger.postings import LedgerAccount, Posting, Side, check_balanced, transf
 
 MAX_PAYMENT_METHOD_KIND_LENGTH = 40
 MAX_CYCLES_PER_ADVANCE = 400  # bounds one command's work: about 33 years of monthly invoices
+PAY_WITHOUT_INVOICE = (
+    "; to record money received for it, send the payment without invoice_id: it then settles "
+    "the oldest open invoices and the rest becomes credit"
+)
 
 
 class ChargeFailureReason(StrEnum):
@@ -322,9 +326,12 @@ class Receivables(AccountPart):
             )
         _check_method_kind(payment_method_kind)
         if invoice_id is not None:
-            self._open_invoice(invoice_id)
+            # The money did arrive: say how to record it.
+            self._open_invoice(invoice_id, instead=PAY_WITHOUT_INVOICE)
 
-    def _open_invoice(self, invoice_id: str) -> Invoice:
+    def _open_invoice(self, invoice_id: str, *, instead: str = "") -> Invoice:
+        """The invoice, if it has something outstanding; else the rejection saying why not
+        (`instead`, if given, ends the message of a written-off invoice)."""
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise UnknownInvoice(
@@ -332,9 +339,21 @@ class Receivables(AccountPart):
                 field="invoice_id",
             )
         self._check_not_renegotiated(invoice, "invoice_id")
+        self._check_not_written_off(invoice, "invoice_id", instead=instead)
         if invoice.outstanding_minor == 0:
             raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_id")
         return invoice
+
+    def _check_not_written_off(self, invoice: Invoice, field: str, *, instead: str = "") -> None:
+        """Refuse a command that needs `invoice` open when what it owed was written off."""
+        # A write-off gives up on everything outstanding: a written-off invoice owes nothing.
+        if invoice.written_off_minor == 0:
+            return
+        raise InvoiceAlreadyWrittenOff(
+            f"invoice {invoice.invoice_id!r} was written off: the {invoice.written_off_minor} "
+            f"it still owed was given up on, so it owes nothing{instead}",
+            field=field,
+        )
 
 
 def _cycles_begun(sub: Subscription, now: datetime) -> int:
@@ -403,3 +422,9 @@ class InvoiceAlreadyPaid(RuleViolation):
     """The invoice has nothing left to pay."""
 
     code = "invoice_already_paid"
+
+
+class InvoiceAlreadyWrittenOff(RuleViolation):
+    """What the invoice owed was written off: it owes nothing, though it was not paid."""
+
+    code = "invoice_written_off"
