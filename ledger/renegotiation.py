@@ -82,6 +82,10 @@ class Renegotiation(AccountPart):
         renegotiations: dict[str, RenegotiationPlan]
         hardship_until: datetime | None
 
+        def _check_not_written_off(
+            self, invoice: Invoice, field: str, *, instead: str = ""
+        ) -> None: ...
+
     class DebtRenegotiated(AccountEvent):
         """Overdue invoices became a plan of installments, with forgiveness and interest."""
 
@@ -264,6 +268,7 @@ class Renegotiation(AccountPart):
                 field="invoice_ids",
             )
         self._check_not_renegotiated(invoice, "invoice_ids")
+        self._check_not_written_off(invoice, "invoice_ids")
         if invoice.outstanding_minor == 0:
             raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_ids")
         if not (invoice.overdue or invoice.due_at < issued_at):

@@ -414,10 +414,6 @@ class TestAWrittenOffInvoice:
         assert outcome.rejection is None
         assert the_account(ledger).credit_minor == 1000
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="ledger/renegotiation.py (_overdue_debt) does not call _check_not_written_off yet",
-    )
     def test_renegotiating_it_is_refused(self, send: Sender) -> None:
         """invoice_written_off on invoice_ids: there is no debt left to consolidate."""
         send(open_account(issued_at=START), subscribe(issued_at=START))
