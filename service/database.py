@@ -7,6 +7,7 @@ URL itself, the event store's pool gets them through `LedgerPostgresFactory`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,9 @@ RECORDER_TOPIC = "service.database:PositionsProcessRecorder"
 FACTORY_TOPIC = "service.database:LedgerPostgresFactory"
 # The event store's setting that carries the URL's other libpq parameters to its pool.
 EXTRA_CONNINFO = "POSTGRES_EXTRA_CONNINFO"
+# Sent by every transaction that stores events, heard by the relay.
+NOTIFY_EVENTS = "NOTIFY ledger_events"
+LISTEN_EVENTS = "LISTEN ledger_events"
 # The parameters the eventsourcing library takes from its own POSTGRES_* settings.
 _LIBRARY_PARAMETERS = ("dbname", "host", "port", "user", "password")
 
@@ -50,7 +54,9 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
             if not stored_events:
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            curs.execute(NOTIFY_EVENTS)  # delivered on commit: wakes the relay (EventsWakeup)
+            return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
@@ -163,6 +169,40 @@ class Reconnecting:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class EventsWakeup:
+    """Waits until a transaction that stored events commits (LISTEN/NOTIFY), or a timeout.
+
+    The relay waits on it when it has published everything, instead of polling the
+    notification log. A lost connection only makes the wait a plain sleep until it is back.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._database = Reconnecting(database_url, autocommit=True, on_connect=_listen)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Answer True as soon as events were committed since the last wait, False after
+        `timeout_s` without."""
+        started = time.monotonic()
+        try:
+            connection = self._database.get()
+            woken = any(True for _ in connection.notifies(timeout=timeout_s, stop_after=1))
+            for _ in connection.notifies(timeout=0):  # one wake-up for all committed so far
+                pass
+            return woken
+        except psycopg.Error:
+            self._database.close()
+            time.sleep(max(0.0, timeout_s - (time.monotonic() - started)))
+            return False
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._database.close()
+
+
+def _listen(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(LISTEN_EVENTS)
 
 
 def redact(database_url: str) -> str:

@@ -25,7 +25,7 @@ from service.config import (
     RESULTS_TOPIC,
     Settings,
 )
-from service.database import connect, event_store_env, redact
+from service.database import EventsWakeup, connect, event_store_env, redact
 from service.kafka import (
     KafkaPythonAdmin,
     KafkaPythonConsumer,
@@ -36,6 +36,8 @@ from service.relay import EventRelay
 
 logger = structlog.get_logger(__name__)
 IDLE_SLEEP_S = 0.05
+# The relay waits this long for a commit's notification before it looks at the store anyway.
+RELAY_IDLE_WAIT_S = 0.5
 CLUSTER_CHECK_S = 2.0
 EVENT_STORE_LOCK_KEY = 0x6C65646765720003  # "ledger" + 3: one worker creates the tables at a time
 
@@ -222,7 +224,16 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
         batch_size=max(settings.batch_size, 1000),
     )
     stack.callback(relay.close)
-    return "relay", relay.run_once
+    wakeup = EventsWakeup(where.database_url)
+    stack.callback(wakeup.close)
+
+    def step() -> int:
+        published = relay.run_once()
+        if not published:
+            wakeup.wait(RELAY_IDLE_WAIT_S)
+        return published
+
+    return "relay", step
 
 
 def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
@@ -268,8 +279,8 @@ def _repeat(name: str, step: Step, stop: threading.Event) -> None:
             logger.exception("loop.failed", loop=name, retry_in_s=backoff_s)
             stop.wait(backoff_s)
             continue
-        if not done and name in ("relay", "clock"):
-            time.sleep(IDLE_SLEEP_S)  # the consumers' polls wait by themselves; these do not
+        if not done and name == "clock":
+            time.sleep(IDLE_SLEEP_S)  # the consumers' polls and the relay wait by themselves
 
 
 def _log_revoked(partitions: list[tuple[str, int]]) -> None:

@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.account import Account
 from ledger.application import BillingLedger
-from service.database import connect
+from service.database import EventsWakeup, connect
 from service.relay import create_table
 from service.runner import open_ledger
 from tests.helpers import Servers
@@ -126,3 +126,45 @@ class TestWorkersStartingTogether:
         for thread in threads:
             thread.join(timeout=60)
         assert failures == []
+
+
+class TestEventsWakeup:
+    """The relay's wait ends when a transaction storing events commits, not at its timeout."""
+
+    def test_a_commit_wakes_the_waiter(self, servers: Servers, ledger: BillingLedger) -> None:
+        """Events saved after listening began: the wait answers True, not the timeout's False."""
+        wakeup = EventsWakeup(servers.database_url)
+        try:
+            assert wakeup.wait(0.1) is False  # listening from here on; nothing committed yet
+            ledger.save(*accounts(1, "wake"))
+            assert wakeup.wait(30) is True
+        finally:
+            wakeup.close()
+
+    def test_one_wake_for_every_commit_before_it(
+        self, servers: Servers, ledger: BillingLedger
+    ) -> None:
+        """Three commits, one wake; the next wait times out."""
+        wakeup = EventsWakeup(servers.database_url)
+        try:
+            wakeup.wait(0.1)
+            for prefix in ("a", "b", "c"):
+                ledger.save(*accounts(1, prefix))
+            assert wakeup.wait(30) is True
+            assert wakeup.wait(0.2) is False
+        finally:
+            wakeup.close()
+
+    def test_a_waiter_woken_from_another_thread(
+        self, servers: Servers, ledger: BillingLedger
+    ) -> None:
+        """A save in another thread while the wait is under way ends it."""
+        wakeup = EventsWakeup(servers.database_url)
+        try:
+            wakeup.wait(0.1)
+            saver = threading.Timer(0.3, lambda: ledger.save(*accounts(1, "later")))
+            saver.start()
+            assert wakeup.wait(30) is True
+            saver.join()
+        finally:
+            wakeup.close()
