@@ -1,8 +1,9 @@
 """Invariants of the ledger over random command histories, processed in random batch splits.
 
 Postings balance, receivable is what the invoices leave outstanding and customer credit what
-the account holds, replay rebuilds what the commands built, processing is deterministic, and
-redelivery changes nothing. The histories themselves are drawn in tests.unit.histories.
+the account holds, subscriptions take their catalogue plan's terms as they were, replay rebuilds
+what the commands built, processing is deterministic, and redelivery changes nothing. The
+histories themselves are drawn in tests.unit.histories.
 """
 
 from __future__ import annotations
@@ -18,31 +19,66 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.handlers import Outcome
-from ledger.account import Account, account_uuid
+from commands.messages import ChangePlan, Subscribe
+from ledger.account import Account, Terms, account_uuid
 from ledger.application import BillingLedger, event_id
 from ledger.calendar import IntervalUnit
+from ledger.plan_terms import TermsAsked
+from ledger.plans import Plan, plan_uuid
 from ledger.postings import LedgerAccount, Side, balance_of
 from tests.unit.builders import Sender, digest_of, in_memory_ledger
-from tests.unit.histories import ACCOUNT_IDS, History, cuts_within, histories
+from tests.unit.histories import (
+    ACCOUNT_IDS,
+    CUSTOM_PLAN_ID,
+    PLAN_IDS,
+    UNDEFINED_PLAN_ID,
+    History,
+    cuts_within,
+    histories,
+)
 
 PROPERTY = settings(max_examples=100, deadline=None)
+# Every plan id the histories name: the catalogue's, and two that are never defined.
+NAMED_PLAN_IDS = (*PLAN_IDS, UNDEFINED_PLAN_ID, CUSTOM_PLAN_ID)
+PLAN_EVENTS = Plan.Defined | Plan.Revised | Plan.Retired
+
+
+class PlanKeepingLedger(BillingLedger):
+    """An in-memory ledger that also keeps each plan object as the command methods saved it
+    (the Sender keeps only the accounts)."""
+
+    name = BillingLedger.name  # a subclass would otherwise take its own class name
+
+    def __init__(self) -> None:
+        super().__init__(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        self.live_plans: dict[str, Plan] = {}
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        self.live_plans |= {plan.plan_id: plan for plan in objs if isinstance(plan, Plan)}
+        return super().save(*objs, **kwargs)
 
 
 @dataclass
 class Run:
-    """A ledger after a history, with the accounts as the command methods left them."""
+    """A ledger after a history, with the accounts and plans as the command methods left them."""
 
     ledger: BillingLedger
     outcomes: list[Outcome]
     live_accounts: dict[str, Account]
+    live_plans: dict[str, Plan]
+
+    @property
+    def first_answers(self) -> list[Outcome]:
+        """The outcomes of the commands processed, not of redeliveries, in processing order."""
+        return [outcome for outcome in self.outcomes if not outcome.redelivery]
 
 
 def run(history: History) -> Run:
     """Process the history's batches in a fresh in-memory ledger, as the consumer would."""
-    ledger = in_memory_ledger()
+    ledger = PlanKeepingLedger()
     send = Sender(ledger)
     outcomes = [outcome for batch in history.batches() for outcome in send(*batch)]
-    return Run(ledger, outcomes, send.live_accounts)
+    return Run(ledger, outcomes, send.live_accounts, ledger.live_plans)
 
 
 def stored(ledger: BillingLedger) -> list[Any]:
@@ -99,13 +135,39 @@ def state_of(account: Account) -> dict[str, Any]:
     return state
 
 
-def account_versions(ledger: BillingLedger) -> dict[str, int | None]:
-    """The stored version of every account id the histories use (None: never opened)."""
+def plan_state(plan: Plan) -> dict[str, Any]:
+    """What a catalogue plan knows, for comparing two copies of it."""
+    state = {
+        "version": plan.version,
+        "plan_id": plan.plan_id,
+        "name": plan.name,
+        "price_minor": plan.price_minor,
+        "currency": plan.currency,
+        "interval_unit": plan.interval_unit,
+        "interval_count": plan.interval_count,
+        "trial_days": plan.trial_days,
+        "retired": plan.retired,
+    }
+    # An attribute added to the plan later must be added here too, or replay goes unchecked.
+    assert {name for name in vars(plan) if not name.startswith("_")} <= state.keys()
+    return state
+
+
+def aggregate_versions(ledger: BillingLedger) -> dict[str, int | None]:
+    """The stored version of every account and plan the histories name (None: none stored)."""
     versions: dict[str, int | None] = {}
     for account_id in ACCOUNT_IDS:
         account = ledger.account(account_id)
         versions[account_id] = None if account is None else account.version
+    for plan_id in NAMED_PLAN_IDS:
+        plan = ledger.plan(plan_id)
+        versions[f"plan {plan_id}"] = None if plan is None else plan.version
     return versions
+
+
+def events_by_id(ledger: BillingLedger) -> dict[str, Any]:
+    """Every stored domain event, by the event id the command results give."""
+    return {event_id(e.originator_id, e.originator_version): e for e in stored_events(ledger)}
 
 
 def earned_minor(events: Iterable[Any]) -> int:
@@ -164,21 +226,27 @@ class TestPostings:
 
     @PROPERTY
     @given(history=histories())
-    def test_every_account_event_is_answered_to_exactly_one_command(self, history: History) -> None:
-        """The event ids of first deliveries are exactly the stored account events, once each."""
+    def test_every_account_and_plan_event_is_answered_to_exactly_one_command(
+        self, history: History
+    ) -> None:
+        """First deliveries' event ids are the stored account and plan events, once each, and
+        each event names the command that made it and the aggregate the command is keyed by."""
         result = run(history)
-        answered = [
-            identity
-            for outcome in result.outcomes
-            if not outcome.redelivery
-            for identity in outcome.event_ids
-        ]
-        account_events = [
-            e for e in stored_events(result.ledger) if isinstance(e, Account.Event | Account.Opened)
+        answered = [i for outcome in result.first_answers for i in outcome.event_ids]
+        own_events = [
+            e
+            for e in stored_events(result.ledger)
+            if isinstance(e, Account.Event | Account.Opened | PLAN_EVENTS)
         ]
         assert sorted(answered) == sorted(
-            event_id(e.originator_id, e.originator_version) for e in account_events
+            event_id(e.originator_id, e.originator_version) for e in own_events
         )
+        events = events_by_id(result.ledger)
+        for outcome in result.first_answers:
+            command = outcome.delivery.command
+            for identity in outcome.event_ids:
+                assert events[identity].command_id == command.command_id
+                assert getattr(events[identity], command.key_field) == command.key
 
 
 class TestReceivables:
@@ -252,14 +320,109 @@ def label_coverage(events: list[Any], account: Account) -> None:
     hypothesis.event(f"credit left: {account.credit_minor > 0}")
 
 
+class TestCatalogue:
+    """Subscriptions and plan changes take their catalogue plan's terms as they were then."""
+
+    @PROPERTY
+    @given(history=histories())
+    def test_subscribed_and_changed_terms_are_the_plan_version_they_record(
+        self, history: History
+    ) -> None:
+        """Each records the plan's version current when processed (None: not in the catalogue)
+        and bills like it; price and trial differ from it only where the command set them."""
+        result = run(history)
+        events = events_by_id(result.ledger)
+        versions: dict[str, int] = {}
+        from_catalogue = False
+        for outcome in result.first_answers:
+            command = outcome.delivery.command
+            for event in (events[identity] for identity in outcome.event_ids):
+                if isinstance(event, PLAN_EVENTS):
+                    versions[event.plan_id] = event.originator_version
+                elif isinstance(event, Account.Subscribed):
+                    assert isinstance(command, Subscribe)
+                    check_terms(result.ledger, versions, event.terms, command.terms)
+                    from_catalogue |= event.terms.plan_version is not None
+                elif isinstance(event, Account.PlanChanged):
+                    assert isinstance(command, ChangePlan)
+                    check_changed_terms(result.ledger, versions, event, command)
+        hypothesis.event(f"subscribed to a catalogue plan: {from_catalogue}")
+
+
+def plan_at(ledger: BillingLedger, versions: dict[str, int], terms: Terms) -> Plan | None:
+    """The catalogue plan the terms name, at the version they record; None for a custom plan.
+
+    Checks that the version is the one current when the command was processed (`versions`).
+    """
+    assert terms.plan_version == versions.get(terms.plan_id)
+    if terms.plan_version is None:
+        return None
+    plan = ledger.repository.get(plan_uuid(terms.plan_id), version=terms.plan_version)
+    assert isinstance(plan, Plan)
+    assert not plan.retired
+    assert (terms.currency, terms.interval_unit, terms.interval_count) == (
+        plan.currency,
+        plan.interval_unit,
+        plan.interval_count,
+    )
+    return plan
+
+
+def check_terms(
+    ledger: BillingLedger, versions: dict[str, int], terms: Terms, asked: TermsAsked
+) -> None:
+    """Subscribed terms: what the Subscribe set, the rest from the plan's version (or, for a
+    custom plan, which must set price, currency and interval unit, one interval and no trial)."""
+    plan = plan_at(ledger, versions, terms)
+    offered: dict[str, Any] = {
+        "price_minor": None,
+        "currency": None,
+        "interval_unit": None,
+        "interval_count": 1,
+        "trial_days": 0,
+    }
+    if plan is not None:
+        offered = {name: getattr(plan, name) for name in offered}
+    for name, default in offered.items():
+        wanted = getattr(asked, name)
+        assert getattr(terms, name) == (default if wanted is None else wanted), name
+    for name in (
+        *("plan_id", "days_until_due", "cancellation_policy"),
+        *("early_payment_discount_bp", "early_payment_days"),
+    ):
+        assert getattr(terms, name) == getattr(asked, name), name
+
+
+def check_changed_terms(
+    ledger: BillingLedger, versions: dict[str, int], event: Any, command: ChangePlan
+) -> None:
+    """Changed terms: the plan's version's price unless the ChangePlan set one."""
+    plan = plan_at(ledger, versions, event.terms)
+    offered = None if plan is None else plan.price_minor
+    assert event.terms.plan_id == command.plan_id
+    assert event.terms.price_minor == (
+        offered if command.price_minor is None else command.price_minor
+    )
+
+
 class TestReplay:
     """Stored events rebuild exactly the state the commands built."""
 
     @PROPERTY
     @given(history=histories())
-    def test_reading_an_account_back_rebuilds_its_state(self, history: History) -> None:
-        """Subscriptions, invoices (paid, overdue), credit, payments, failures, version survive."""
+    def test_reading_accounts_and_plans_back_rebuilds_their_state(self, history: History) -> None:
+        """Subscriptions, invoices (paid, overdue), credit, payments, failures, version survive;
+        so do each plan's price, trial, name, billing, retirement and version."""
         result = run(history)
+        for plan_id in NAMED_PLAN_IDS:
+            rebuilt_plan = result.ledger.plan(plan_id)
+            live_plan = result.live_plans.get(plan_id)
+            if live_plan is None:
+                assert rebuilt_plan is None
+                continue
+            assert rebuilt_plan is not None
+            assert plan_state(rebuilt_plan) == plan_state(live_plan)
+            assert type(rebuilt_plan.interval_unit) is IntervalUnit
         for account_id in ACCOUNT_IDS:
             rebuilt = result.ledger.account(account_id)
             live = result.live_accounts.get(account_id)
@@ -312,22 +475,22 @@ class TestDeterminism:
 
 
 class TestRedelivery:
-    """Delivering every command again changes no account."""
+    """Delivering every command again changes no account and no plan."""
 
     @PROPERTY
     @given(history=histories(), data=st.data())
-    def test_redelivering_everything_changes_no_account(
+    def test_redelivering_everything_changes_no_account_or_plan(
         self, history: History, data: st.DataObject
     ) -> None:
         """Each repeat is a redelivery with the recorded answer; only receipts grow."""
         result = run(history)
-        versions_before = account_versions(result.ledger)
+        versions_before = aggregate_versions(result.ledger)
         log_size = len(stored(result.ledger))
         repeat = History(history.commands, data.draw(cuts_within(len(history.commands))))
         send = Sender(result.ledger)
         send.next_offset = len(history.commands)
         outcomes = [o for batch in repeat.batches() for o in send(*batch)]
-        assert account_versions(result.ledger) == versions_before
+        assert aggregate_versions(result.ledger) == versions_before
         assert all(outcome.redelivery for outcome in outcomes)
         for outcome in outcomes:
             receipt = result.ledger.receipt(outcome.delivery.command.command_id)
