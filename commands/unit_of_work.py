@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,8 @@ class UnitOfWork:
         self._receipts: dict[str, CommandReceipt | None] = {}
         self._plans: dict[str, Plan | None] = {}
         self._changed: dict[UUID, Aggregate] = {}
+        self._position: dict[UUID, int] = {}
+        self._mark = Mark()
 
     def preload(self, commands: Iterable[Command]) -> None:
         """Read the batch's accounts, plans and receipts at once, instead of one at a time."""
@@ -55,7 +58,7 @@ class UnitOfWork:
         account = self.account(account_id)
         if account is None:
             raise UnknownAccount(f"account {account_id!r} was never opened", field="account_id")
-        self._changed[account.id] = account
+        self._change(account)
         return account
 
     def plan(self, plan_id: str) -> Plan | None:
@@ -75,7 +78,7 @@ class UnitOfWork:
                 f"plan {plan_id!r} is not in the catalogue; define it with DefinePlan",
                 field="plan_id",
             )
-        self._changed[plan.id] = plan
+        self._change(plan)
         return plan
 
     def receipt(self, command_id: str) -> CommandReceipt | None:
@@ -84,44 +87,65 @@ class UnitOfWork:
             self._receipts[command_id] = self.ledger.receipt(command_id)
         receipt = self._receipts[command_id]
         if receipt is not None:
-            self._changed[receipt.id] = receipt
+            self._change(receipt)
         return receipt
 
     def add_account(self, account: Account) -> None:
         """Keep a newly opened account."""
         self._accounts[account.account_id] = account
-        self._changed[account.id] = account
+        self._change(account, created=True)
 
     def add_plan(self, plan: Plan) -> None:
         """Keep a newly defined plan."""
         self._plans[plan.plan_id] = plan
-        self._changed[plan.id] = plan
+        self._change(plan, created=True)
 
     def add_receipt(self, receipt: CommandReceipt) -> None:
         """Keep a new receipt."""
         self._receipts[receipt.command_id] = receipt
-        self._changed[receipt.id] = receipt
+        self._change(receipt, created=True)
 
-    def mark(self) -> dict[UUID, int]:
-        """How many pending events each changed aggregate has now."""
-        return {key: len(agg.pending_events) for key, agg in self._changed.items()}
+    def mark(self) -> Mark:
+        """A point to collect the events triggered after (one command's)."""
+        self._mark = Mark()
+        return self._mark
 
-    def events_since(self, mark: dict[UUID, int]) -> list[Any]:
+    def events_since(self, mark: Mark) -> list[Any]:
         """The events triggered since `mark`, in the order of the aggregates' first change."""
         return [
             event
-            for key, aggregate in self._changed.items()
-            for event in aggregate.pending_events[mark.get(key, 0) :]
+            for key in sorted(mark.pending_before, key=self._position.__getitem__)
+            for event in self._changed[key].pending_events[mark.pending_before[key] :]
         ]
 
-    def event_ids_since(self, mark: dict[UUID, int]) -> tuple[str, ...]:
+    def event_ids_since(self, mark: Mark) -> tuple[str, ...]:
         """The ids of the events triggered since `mark`."""
         return tuple(
             event_id(event.originator_id, event.originator_version)
             for event in self.events_since(mark)
         )
 
+    def _change(self, aggregate: Aggregate, *, created: bool = False) -> None:
+        """Keep `aggregate` to be saved, noting its pending events before the command changes it
+        (none, for one the command `created`).
+
+        Only the aggregates handed out since the mark are looked at for a command's events:
+        looking at every aggregate of the batch for every command made a batch quadratic.
+        """
+        if aggregate.id not in self._changed:
+            self._position[aggregate.id] = len(self._changed)
+            self._changed[aggregate.id] = aggregate
+        before = 0 if created else len(aggregate.pending_events)
+        self._mark.pending_before.setdefault(aggregate.id, before)
+
     @property
     def changed(self) -> list[Aggregate]:
         """Every aggregate with pending events, to be saved together."""
         return [agg for agg in self._changed.values() if agg.pending_events]
+
+
+@dataclass
+class Mark:
+    """How many pending events each aggregate handed out since the mark had before it."""
+
+    pending_before: dict[UUID, int] = field(default_factory=dict)
