@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
 from commands.handlers import Delivery, HandlerFailed, Outcome, process
-from commands.messages import command_from_record, command_type_of, content_digest
+from commands.mapping import command_from_record, command_type_of, content_digest
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source

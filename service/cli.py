@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.avro import AvroCodec, AvroError
-from commands.messages import key_field_of
+from commands.mapping import key_field_of
 from service import analytics, embedded, logs, runner, send
 from service.config import VARIABLES, ConfigError, Settings
 from service.kafka import KafkaPythonProducer

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.avro import AvroCodec
-from commands.messages import COMMAND_NAMESPACE, key_field_of
+from commands.mapping import key_field_of
+from commands.messages import COMMAND_NAMESPACE
 from service.config import COMMANDS_TOPIC
 from service.kafka import Outgoing
 

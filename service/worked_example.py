@@ -12,12 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.handlers import Delivery, Outcome, process
-from commands.messages import (
-    PLAN_COMMAND_TYPES,
-    command_from_record,
-    content_digest,
-    key_field_of,
-)
+from commands.mapping import PLAN_COMMAND_TYPES, command_from_record, content_digest, key_field_of
 from commands.unit_of_work import UnitOfWork
 from ledger.account import account_uuid
 from ledger.application import BillingLedger

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from commands.handlers import Delivery, process
-from commands.messages import command_from_record, content_digest
+from commands.mapping import command_from_record, content_digest
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import Source

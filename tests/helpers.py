@@ -14,7 +14,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from commands.avro import AvroCodec, Decoded
-from commands.messages import key_field_of
+from commands.mapping import key_field_of
 
 CODEC = AvroCodec()
 # Joins take about half the session timeout on the embedded broker; Apache Kafka refuses

@@ -38,13 +38,25 @@ class TestBrokerRestart:
         if servers.embedded_home is None:
             pytest.skip("needs the embedded broker, which the test can restart")
         log = tmp_path / "ledger.log"
-        ledger = start_ledger({"LEDGER_DATABASE_URL": servers.database_url,
-                               "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap}, log)
+        ledger = start_ledger(
+            {
+                "LEDGER_DATABASE_URL": servers.database_url,
+                "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+            },
+            log,
+        )
         try:
-            publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("old")),
-                                              command_message("Subscribe", subscribe("old"))])
-            wait_for(lambda: balances_row(servers.database_url, "old") == ("EUR", 999, 999, 1),
-                     timeout_s=30)
+            publish(
+                servers.kafka_bootstrap,
+                [
+                    command_message("OpenAccount", open_account("old")),
+                    command_message("Subscribe", subscribe("old")),
+                ],
+            )
+            wait_for(
+                lambda: balances_row(servers.database_url, "old") == ("EUR", 999, 999, 1),
+                timeout_s=30,
+            )
 
             embedded.down(servers.embedded_home, ["kafka"])
             status, _ = embedded.up(servers.embedded_home)
@@ -52,15 +64,28 @@ class TestBrokerRestart:
             replaced = wait_for(lambda: log_events(log, "kafka.cluster.replaced"), timeout_s=60)
             wait_for(lambda: len(log_events(log, "ledger.running")) == 2, timeout_s=60)
 
-            events = read_until(servers.kafka_bootstrap, "billing.events",
-                                lambda found: len([r for r in found if r.key == b"old"]) >= 3)
+            events = read_until(
+                servers.kafka_bootstrap,
+                "billing.events",
+                lambda found: len([r for r in found if r.key == b"old"]) >= 3,
+            )
             assert [e.headers["event_type"] for e in events if e.key == b"old"] == [
-                b"AccountOpened", b"Subscribed", b"InvoiceIssued"]
+                b"AccountOpened",
+                b"Subscribed",
+                b"InvoiceIssued",
+            ]
 
-            publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("new")),
-                                              command_message("Subscribe", subscribe("new"))])
-            wait_for(lambda: balances_row(servers.database_url, "new") == ("EUR", 999, 999, 1),
-                     timeout_s=60)
+            publish(
+                servers.kafka_bootstrap,
+                [
+                    command_message("OpenAccount", open_account("new")),
+                    command_message("Subscribe", subscribe("new")),
+                ],
+            )
+            wait_for(
+                lambda: balances_row(servers.database_url, "new") == ("EUR", 999, 999, 1),
+                timeout_s=60,
+            )
         finally:
             assert stop_ledger(ledger) == 0
         report = replaced[0]

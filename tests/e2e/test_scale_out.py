@@ -26,8 +26,11 @@ class TestScaleOut:
         commands = workload(240, random.Random(7))
         size = -(-len(commands) // 3)
         thirds = [commands[i : i + size] for i in range(0, len(commands), size)]
-        env = {"LEDGER_DATABASE_URL": servers.database_url,
-               "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap, "LEDGER_BATCH_SIZE": "20"}
+        env = {
+            "LEDGER_DATABASE_URL": servers.database_url,
+            "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+            "LEDGER_BATCH_SIZE": "20",
+        }
         first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
         first = start_ledger(env, first_log)
         second = None

@@ -144,9 +144,17 @@ class TestNoServer:
 
     def test_send_without_a_broker_names_the_variable(self, ledger_home: Path) -> None:
         """Exit status 2 and a message naming LEDGER_KAFKA_BOOTSTRAP and `ledger infra up`."""
-        result = ledger("send", "OpenAccount", "--account-id", "a", "--currency", "EUR",
-                        "--customer-reference", "c",
-                        env={"LEDGER_HOME": str(ledger_home), "LEDGER_KAFKA_BOOTSTRAP": ""})
+        result = ledger(
+            "send",
+            "OpenAccount",
+            "--account-id",
+            "a",
+            "--currency",
+            "EUR",
+            "--customer-reference",
+            "c",
+            env={"LEDGER_HOME": str(ledger_home), "LEDGER_KAFKA_BOOTSTRAP": ""},
+        )
         assert result.returncode == 2
         assert "LEDGER_KAFKA_BOOTSTRAP" in result.stderr and "ledger infra up" in result.stderr
 

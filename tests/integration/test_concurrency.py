@@ -34,15 +34,20 @@ def fixture_ledgers(servers: Servers) -> Iterator[tuple[BillingLedger, BillingLe
 class TestOptimisticConcurrency:
     """The second writer of the same account version is refused as a whole and changes nothing."""
 
-    def test_the_second_writer_is_refused(self, ledgers: tuple[BillingLedger, BillingLedger]) -> None:
+    def test_the_second_writer_is_refused(
+        self, ledgers: tuple[BillingLedger, BillingLedger]
+    ) -> None:
         """Both handle a Subscribe on version 1; the later save raises and stores nothing."""
         first, second = ledgers
         opened = handle_batch(first, CODEC, [message(0, "OpenAccount", open_account("acc-c"))])
         first.save(*opened.work.changed, positions=[Tracking("test/commands/0", 0)])
 
         mine = handle_batch(first, CODEC, [message(1, "Subscribe", subscribe("acc-c"))])
-        theirs = handle_batch(second, CODEC, [message(1, "Subscribe", subscribe(
-            "acc-c", subscription_id="sub-other"))])
+        theirs = handle_batch(
+            second,
+            CODEC,
+            [message(1, "Subscribe", subscribe("acc-c", subscription_id="sub-other"))],
+        )
         first.save(*mine.work.changed, positions=[Tracking("test/commands/0", 1)])
         with pytest.raises(IntegrityError):
             second.save(*theirs.work.changed, positions=[Tracking("test/other/0", 1)])

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from commands.handlers import Delivery, process
-from commands.messages import command_from_record, content_digest
+from commands.mapping import command_from_record, content_digest
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.handlers import Delivery, Outcome, process
+from commands.mapping import content_digest
 from commands.messages import (
     AdvanceClock,
     Command,
@@ -17,7 +18,6 @@ from commands.messages import (
     OpenAccount,
     RecordPayment,
     Subscribe,
-    content_digest,
 )
 from commands.unit_of_work import UnitOfWork
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid

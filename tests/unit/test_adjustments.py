@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from commands.avro import AvroCodec
+from commands.mapping import command_from_record
 from commands.messages import (
     AddPaymentMethod,
     Charge,
@@ -17,7 +18,6 @@ from commands.messages import (
     RefundCredit,
     Renegotiate,
     WriteOff,
-    command_from_record,
 )
 from ledger.account import Account
 from ledger.application import BillingLedger

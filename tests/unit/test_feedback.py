@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from commands.avro import AvroCodec
-from commands.messages import RecordFeedback, command_from_record
+from commands.mapping import command_from_record
+from commands.messages import RecordFeedback
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing

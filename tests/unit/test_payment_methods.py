@@ -10,12 +10,12 @@ import pytest
 
 from commands.avro import AvroCodec
 from commands.handlers import Outcome
+from commands.mapping import command_from_record
 from commands.messages import (
     AddPaymentMethod,
     Command,
     RemovePaymentMethod,
     SetDefaultPaymentMethod,
-    command_from_record,
 )
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id

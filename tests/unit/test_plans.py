@@ -10,7 +10,8 @@ import pytest
 
 from commands.avro import AvroCodec
 from commands.handlers import Delivery, Outcome, process
-from commands.messages import ChangePlan, RetirePlan, RevisePlan, command_from_record
+from commands.mapping import command_from_record
+from commands.messages import ChangePlan, RetirePlan, RevisePlan
 from commands.unit_of_work import UnitOfWork
 from ledger.account import Account
 from ledger.application import BillingLedger

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commands.avro import AvroCodec
+from commands.mapping import command_from_record
 from commands.messages import (
     CancelSubscription,
     Charge,
@@ -25,7 +26,6 @@ from commands.messages import (
     ReportHardship,
     SetDunningPolicy,
     WriteOff,
-    command_from_record,
 )
 from ledger.account import Account
 from ledger.account_state import CancellationPolicy
