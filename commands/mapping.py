@@ -8,37 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from commands.messages import (
-    COMMAND_NAMESPACE,
-    AccountCommand,
-    AddPaymentMethod,
-    AdvanceClock,
-    AnnouncePriceChange,
-    CancelSubscription,
-    ChangePlan,
-    Charge,
-    Command,
-    DefinePlan,
-    FailCharge,
-    IssueCreditNote,
-    OpenAccount,
-    PauseSubscription,
-    PlanCommand,
-    ReactivateSubscription,
-    RecordFeedback,
-    RecordPayment,
-    RefundCredit,
-    RemovePaymentMethod,
-    Renegotiate,
-    ReportHardship,
-    ResumeSubscription,
-    RetirePlan,
-    RevisePlan,
-    SetDefaultPaymentMethod,
-    SetDunningPolicy,
-    Subscribe,
-    WriteOff,
-)
+from commands import messages
+from commands.messages import COMMAND_NAMESPACE, Command
 from ledger.account import CancellationPolicy, Contact
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
@@ -46,10 +17,10 @@ from ledger.plan_terms import TermsAsked
 from ledger.receivables import ChargeFailureReason
 
 
-def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> OpenAccount:
+def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> messages.OpenAccount:
     """Map a decoded billing.commands.OpenAccount record."""
     contacts = tuple(Contact(c["channel"], c["address"]) for c in record["contacts"])
-    return OpenAccount(
+    return messages.OpenAccount(
         **head,
         currency=record["currency"],
         customer_reference=record["customer_reference"],
@@ -57,7 +28,7 @@ def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> OpenAccount
     )
 
 
-def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
+def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> messages.Subscribe:
     """Map a decoded billing.commands.Subscribe record."""
     unit = record["interval_unit"]
     terms = TermsAsked(
@@ -72,10 +43,12 @@ def subscribe(record: Mapping[str, Any], head: dict[str, Any]) -> Subscribe:
         early_payment_discount_bp=record["early_payment_discount_bp"],
         early_payment_days=record["early_payment_days"],
     )
-    return Subscribe(**head, subscription_id=record["subscription_id"], terms=terms)
+    return messages.Subscribe(**head, subscription_id=record["subscription_id"], terms=terms)
 
 
-def set_dunning_policy(record: Mapping[str, Any], head: dict[str, Any]) -> SetDunningPolicy:
+def set_dunning_policy(
+    record: Mapping[str, Any], head: dict[str, Any]
+) -> messages.SetDunningPolicy:
     """Map a decoded billing.commands.SetDunningPolicy record."""
     policy = DunningPolicy(
         reminder_days_before_due=tuple(record["reminder_days_before_due"]),
@@ -84,11 +57,12 @@ def set_dunning_policy(record: Mapping[str, Any], head: dict[str, Any]) -> SetDu
         grace_days=record["grace_days"],
         final_action=FinalAction(record["final_action"]),
     )
-    return SetDunningPolicy(**head, policy=policy)
+    return messages.SetDunningPolicy(**head, policy=policy)
 
 
 def by_field_names(
-    cls: type[AccountCommand] | type[PlanCommand], **converters: Callable[[Any], Any]
+    cls: type[messages.AccountCommand] | type[messages.PlanCommand],
+    **converters: Callable[[Any], Any],
 ) -> Callable[[Mapping[str, Any], dict[str, Any]], Command]:
     """The mapping of a command whose own fields are record fields of the same names.
 
@@ -110,29 +84,29 @@ def _same(value: Any) -> Any:
 
 
 FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
-    "DefinePlan": by_field_names(DefinePlan, interval_unit=IntervalUnit),
-    "RevisePlan": by_field_names(RevisePlan),
-    "RetirePlan": by_field_names(RetirePlan),
-    "AdvanceClock": by_field_names(AdvanceClock),
-    "RecordPayment": by_field_names(RecordPayment),
-    "FailCharge": by_field_names(FailCharge, reason=ChargeFailureReason),
-    "Renegotiate": by_field_names(Renegotiate, invoice_ids=tuple),
+    "DefinePlan": by_field_names(messages.DefinePlan, interval_unit=IntervalUnit),
+    "RevisePlan": by_field_names(messages.RevisePlan),
+    "RetirePlan": by_field_names(messages.RetirePlan),
+    "AdvanceClock": by_field_names(messages.AdvanceClock),
+    "RecordPayment": by_field_names(messages.RecordPayment),
+    "FailCharge": by_field_names(messages.FailCharge, reason=ChargeFailureReason),
+    "Renegotiate": by_field_names(messages.Renegotiate, invoice_ids=tuple),
     "SetDunningPolicy": set_dunning_policy,
-    "ReportHardship": by_field_names(ReportHardship),
-    "ChangePlan": by_field_names(ChangePlan),
-    "AnnouncePriceChange": by_field_names(AnnouncePriceChange),
-    "PauseSubscription": by_field_names(PauseSubscription),
-    "ResumeSubscription": by_field_names(ResumeSubscription),
-    "CancelSubscription": by_field_names(CancelSubscription),
-    "ReactivateSubscription": by_field_names(ReactivateSubscription),
-    "AddPaymentMethod": by_field_names(AddPaymentMethod),
-    "RemovePaymentMethod": by_field_names(RemovePaymentMethod),
-    "SetDefaultPaymentMethod": by_field_names(SetDefaultPaymentMethod),
-    "RecordFeedback": by_field_names(RecordFeedback),
-    "Charge": by_field_names(Charge),
-    "IssueCreditNote": by_field_names(IssueCreditNote),
-    "RefundCredit": by_field_names(RefundCredit),
-    "WriteOff": by_field_names(WriteOff),
+    "ReportHardship": by_field_names(messages.ReportHardship),
+    "ChangePlan": by_field_names(messages.ChangePlan),
+    "AnnouncePriceChange": by_field_names(messages.AnnouncePriceChange),
+    "PauseSubscription": by_field_names(messages.PauseSubscription),
+    "ResumeSubscription": by_field_names(messages.ResumeSubscription),
+    "CancelSubscription": by_field_names(messages.CancelSubscription),
+    "ReactivateSubscription": by_field_names(messages.ReactivateSubscription),
+    "AddPaymentMethod": by_field_names(messages.AddPaymentMethod),
+    "RemovePaymentMethod": by_field_names(messages.RemovePaymentMethod),
+    "SetDefaultPaymentMethod": by_field_names(messages.SetDefaultPaymentMethod),
+    "RecordFeedback": by_field_names(messages.RecordFeedback),
+    "Charge": by_field_names(messages.Charge),
+    "IssueCreditNote": by_field_names(messages.IssueCreditNote),
+    "RefundCredit": by_field_names(messages.RefundCredit),
+    "WriteOff": by_field_names(messages.WriteOff),
     "OpenAccount": open_account,
     "Subscribe": subscribe,
 }
