@@ -16,7 +16,7 @@ from ledger.account_state import AccountEvent, AccountPart, Invoice
 from ledger.errors import RuleViolation, check_text
 from ledger.lifecycle import creditable_minor
 from ledger.postings import LedgerAccount, Posting, transfer
-from ledger.receivables import NonPositivePayment, UnknownInvoice, _check_method_kind
+from ledger.receivables import NonPositivePayment, _check_method_kind
 
 if TYPE_CHECKING:
     from ledger.payment_methods import PaymentMethod
@@ -35,7 +35,11 @@ class Adjustments(AccountPart):
         credit_note_ids: set[str]
         refund_ids: set[str]
 
-        def _open_invoice(self, invoice_id: str, *, instead: str = "") -> Invoice: ...
+        def _open_invoice(
+            self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
+        ) -> Invoice: ...
+
+        def _existing_invoice(self, invoice_id: str, field: str = "invoice_id") -> Invoice: ...
 
         def _payment_method(self, payment_method_id: str) -> PaymentMethod: ...
 
@@ -214,15 +218,6 @@ class Adjustments(AccountPart):
                 field="payment_method_id",
             )
         return self.payment_methods[self.default_payment_method_id]
-
-    def _existing_invoice(self, invoice_id: str) -> Invoice:
-        invoice = self.invoices.get(invoice_id)
-        if invoice is None:
-            raise UnknownInvoice(
-                f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
-                field="invoice_id",
-            )
-        return invoice
 
 
 def _check_positive(amount_minor: int) -> None:

@@ -329,19 +329,26 @@ class Receivables(AccountPart):
             # The money did arrive: say how to record it.
             self._open_invoice(invoice_id, instead=PAY_WITHOUT_INVOICE)
 
-    def _open_invoice(self, invoice_id: str, *, instead: str = "") -> Invoice:
-        """The invoice, if it has something outstanding; else the rejection saying why not
-        (`instead`, if given, ends the message of a written-off invoice)."""
+    def _open_invoice(
+        self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
+    ) -> Invoice:
+        """The invoice, if it has something outstanding; else the rejection saying why not,
+        naming `field` (`instead`, if given, ends the message of a written-off invoice)."""
+        invoice = self._existing_invoice(invoice_id, field)
+        self._check_not_renegotiated(invoice, field)
+        self._check_not_written_off(invoice, field, instead=instead)
+        if invoice.outstanding_minor == 0:
+            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field=field)
+        return invoice
+
+    def _existing_invoice(self, invoice_id: str, field: str = "invoice_id") -> Invoice:
+        """The invoice; UnknownInvoice naming `field` if the account has none of that id."""
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise UnknownInvoice(
                 f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
-                field="invoice_id",
+                field=field,
             )
-        self._check_not_renegotiated(invoice, "invoice_id")
-        self._check_not_written_off(invoice, "invoice_id", instead=instead)
-        if invoice.outstanding_minor == 0:
-            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_id")
         return invoice
 
     def _check_not_written_off(self, invoice: Invoice, field: str, *, instead: str = "") -> None:

@@ -39,7 +39,6 @@ from ledger.errors import (
 )
 from ledger.money import check_amount
 from ledger.postings import LedgerAccount, Posting, check_balanced, transfer
-from ledger.receivables import InvoiceAlreadyPaid, UnknownInvoice
 
 MAX_PLAN_ID_LENGTH = 128
 MAX_INSTALLMENTS = 60
@@ -82,9 +81,9 @@ class Renegotiation(AccountPart):
         renegotiations: dict[str, RenegotiationPlan]
         hardship_until: datetime | None
 
-        def _check_not_written_off(
-            self, invoice: Invoice, field: str, *, instead: str = ""
-        ) -> None: ...
+        def _open_invoice(
+            self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
+        ) -> Invoice: ...
 
     class DebtRenegotiated(AccountEvent):
         """Overdue invoices became a plan of installments, with forgiveness and interest."""
@@ -261,16 +260,7 @@ class Renegotiation(AccountPart):
         return tuple(self._overdue_debt(invoice_id, issued_at) for invoice_id in invoice_ids)
 
     def _overdue_debt(self, invoice_id: str, issued_at: datetime) -> OriginalDebt:
-        invoice = self.invoices.get(invoice_id)
-        if invoice is None:
-            raise UnknownInvoice(
-                f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
-                field="invoice_ids",
-            )
-        self._check_not_renegotiated(invoice, "invoice_ids")
-        self._check_not_written_off(invoice, "invoice_ids")
-        if invoice.outstanding_minor == 0:
-            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field="invoice_ids")
+        invoice = self._open_invoice(invoice_id, field="invoice_ids")
         if not (invoice.overdue or invoice.due_at < issued_at):
             raise InvoiceNotOverdue(
                 f"invoice {invoice_id!r} is due {invoice.due_at.isoformat()}, not overdue at "
