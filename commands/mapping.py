@@ -112,7 +112,8 @@ FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] =
 }
 
 
-PLAN_COMMAND_TYPES = frozenset({"DefinePlan", "RevisePlan", "RetirePlan"})
+# The command types keyed by plan_id: every kind of plan command.
+PLAN_COMMAND_TYPES = frozenset(cls.__name__ for cls in messages.PlanCommand.__subclasses__())
 
 
 def command_type_of(schema_name: str) -> str | None:

@@ -7,7 +7,8 @@ unlike the plan's is refused. Outside the catalogue, the command must give the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ledger.account_state import CancellationPolicy, Terms
 from ledger.calendar import IntervalUnit
@@ -33,18 +34,7 @@ class TermsAsked:
     @classmethod
     def custom(cls, terms: Terms) -> TermsAsked:
         """Ask for exactly `terms`, as for a plan outside the catalogue."""
-        return cls(
-            plan_id=terms.plan_id,
-            price_minor=terms.price_minor,
-            currency=terms.currency,
-            interval_unit=terms.interval_unit,
-            interval_count=terms.interval_count,
-            trial_days=terms.trial_days,
-            days_until_due=terms.days_until_due,
-            cancellation_policy=terms.cancellation_policy,
-            early_payment_discount_bp=terms.early_payment_discount_bp,
-            early_payment_days=terms.early_payment_days,
-        )
+        return cls(**{f.name: getattr(terms, f.name) for f in fields(cls)})
 
 
 def terms_for(asked: TermsAsked, plan: Plan | None) -> Terms:
@@ -54,8 +44,7 @@ def terms_for(asked: TermsAsked, plan: Plan | None) -> Terms:
     """
     if plan is None:
         return _custom_terms(asked)
-    if plan.retired:
-        raise PlanRetired(f"plan {plan.plan_id!r} is retired and takes no new subscribers")
+    _check_open(plan)
     for field, wanted, offered in (
         ("currency", asked.currency, plan.currency),
         ("interval_unit", asked.interval_unit, plan.interval_unit),
@@ -63,22 +52,17 @@ def terms_for(asked: TermsAsked, plan: Plan | None) -> Terms:
     ):
         if wanted is not None and wanted != offered:
             raise TermsDifferFromPlan(
-                f"plan {plan.plan_id!r} bills {plan.interval_count} {plan.interval_unit} in "
-                f"{plan.currency}; {field} {wanted!r} would make it another plan: leave "
-                f"{field} out, or define a plan with it",
+                f"plan {plan.plan_id!r} bills {_billing(plan)}; {field} {wanted!r} would make "
+                f"it another plan: leave {field} out, or define a plan with it",
                 field=field,
             )
-    return Terms(
-        plan_id=plan.plan_id,
+    return _accepted(
+        asked,
         price_minor=plan.price_minor if asked.price_minor is None else asked.price_minor,
         currency=plan.currency,
         interval_unit=plan.interval_unit,
         interval_count=plan.interval_count,
         trial_days=plan.trial_days if asked.trial_days is None else asked.trial_days,
-        days_until_due=asked.days_until_due,
-        cancellation_policy=asked.cancellation_policy,
-        early_payment_discount_bp=asked.early_payment_discount_bp,
-        early_payment_days=asked.early_payment_days,
         plan_version=plan.version,
     )
 
@@ -104,17 +88,26 @@ def _custom_terms(asked: TermsAsked) -> Terms:
         )
     assert asked.price_minor is not None and asked.currency is not None
     assert asked.interval_unit is not None
-    return Terms(
-        plan_id=asked.plan_id,
+    return _accepted(
+        asked,
         price_minor=asked.price_minor,
         currency=asked.currency,
         interval_unit=asked.interval_unit,
         interval_count=1 if asked.interval_count is None else asked.interval_count,
         trial_days=0 if asked.trial_days is None else asked.trial_days,
+    )
+
+
+def _accepted(asked: TermsAsked, **billing: Any) -> Terms:
+    """Terms with `billing` (price, currency, interval, trial and plan version) decided, and
+    the rest as `asked`: the days until due, the cancellation policy, the incentive."""
+    return Terms(
+        plan_id=asked.plan_id,
         days_until_due=asked.days_until_due,
         cancellation_policy=asked.cancellation_policy,
         early_payment_discount_bp=asked.early_payment_discount_bp,
         early_payment_days=asked.early_payment_days,
+        **billing,
     )
 
 
@@ -134,18 +127,27 @@ def price_for_change(
                 field="plan_id",
             )
         return price_minor, None
-    if plan.retired:
-        raise PlanRetired(f"plan {plan.plan_id!r} is retired and takes no new subscribers")
+    _check_open(plan)
     billing = (plan.currency, plan.interval_unit, plan.interval_count)
     if billing != (current.currency, current.interval_unit, current.interval_count):
         raise TermsDifferFromPlan(
-            f"plan {plan.plan_id!r} bills {plan.interval_count} {plan.interval_unit} in "
-            f"{plan.currency}, but the subscription bills {current.interval_count} "
-            f"{current.interval_unit} in {current.currency}; a plan change keeps the "
-            "currency and interval: cancel and subscribe anew instead",
+            f"plan {plan.plan_id!r} bills {_billing(plan)}, but the subscription bills "
+            f"{current.interval_count} {current.interval_unit} in {current.currency}; a plan "
+            "change keeps the currency and interval: cancel and subscribe anew instead",
             field="plan_id",
         )
     return (plan.price_minor if price_minor is None else price_minor), plan.version
+
+
+def _check_open(plan: Plan) -> None:
+    """Refuse a retired plan to a new subscriber or a plan change."""
+    if plan.retired:
+        raise PlanRetired(f"plan {plan.plan_id!r} is retired and takes no new subscribers")
+
+
+def _billing(plan: Plan) -> str:
+    """How the plan bills, for messages: `1 MONTH in EUR`."""
+    return f"{plan.interval_count} {plan.interval_unit} in {plan.currency}"
 
 
 class TermsDifferFromPlan(RuleViolation):
