@@ -14,7 +14,7 @@ import structlog
 
 from commands.avro import AvroCodec, AvroError
 from commands.dead_letters import dead_letter
-from service.database import Reconnecting
+from service.database import Reconnecting, create_tables
 from service.faults import crash_point
 from service.kafka import (
     Consumer,
@@ -75,12 +75,8 @@ class Projector:
         self._database.get()
 
     def _create_tables(self, connection: psycopg.Connection[Any]) -> None:
-        with connection.transaction():
-            # Workers starting together would race on CREATE TABLE IF NOT EXISTS.
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            connection.execute(POSITIONS_SCHEMA)
-            for projection in self.projections:
-                connection.execute(projection.schema)
+        schemas = (projection.schema for projection in self.projections)
+        create_tables(connection, SCHEMA_LOCK_KEY, POSITIONS_SCHEMA, *schemas)
 
     @property
     def connection(self) -> psycopg.Connection[Any]:

@@ -171,6 +171,18 @@ class Reconnecting:
             self._connection = None
 
 
+def create_tables(connection: psycopg.Connection[Any], lock_key: int, *statements: str) -> None:
+    """Run `statements` (CREATE TABLE IF NOT EXISTS ...) in one transaction, one worker at a time.
+
+    PostgreSQL refuses the same table created by concurrent transactions (duplicate pg_type),
+    so workers starting together take turns on a transaction-scoped advisory lock.
+    """
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+        for statement in statements:
+            connection.execute(statement)
+
+
 class EventsWakeup:
     """Waits until a transaction that stored events commits (LISTEN/NOTIFY), or a timeout.
 

@@ -15,7 +15,7 @@ import structlog
 
 from commands.avro import AvroCodec
 from ledger.application import BillingLedger
-from service.database import Reconnecting
+from service.database import Reconnecting, create_tables
 from service.event_records import outgoing
 from service.faults import crash_point
 from service.kafka import Producer
@@ -115,7 +115,4 @@ class EventRelay:
 
 def create_table(connection: psycopg.Connection[Any]) -> None:
     """Create the relay positions table unless it exists, one relay at a time."""
-    with connection.transaction():
-        # Relays starting together would race on CREATE TABLE IF NOT EXISTS.
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        connection.execute(CREATE_POSITIONS)
+    create_tables(connection, SCHEMA_LOCK_KEY, CREATE_POSITIONS)
