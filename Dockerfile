@@ -3,9 +3,14 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ledger ledger
+COPY wire wire
+COPY infra infra
 COPY commands commands
+COPY outbox outbox
 COPY projections projections
-COPY service service
+COPY runtime runtime
+COPY local local
+COPY tools tools
 COPY schemas schemas
 # Editable, so the codec finds schemas/ beside the packages.
 RUN pip install --no-cache-dir -e .

@@ -19,10 +19,10 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import embedded  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.kafka import KafkaPythonAdmin  # noqa: E402
-from service.runner import topic_specs  # noqa: E402
+from infra.config import Settings  # noqa: E402
+from infra.kafka import clients  # noqa: E402
+from local import embedded  # noqa: E402
+from runtime.runner import topic_specs  # noqa: E402
 from tests.crash import crash_run  # noqa: E402
 from tests.helpers import Servers  # noqa: E402
 
@@ -34,10 +34,12 @@ def main(accounts: int, kills: int, seed: int) -> None:
         database_url = str(status.postgres.address)
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute("CREATE DATABASE soak")
-        admin_client = KafkaPythonAdmin(str(status.kafka.address))
+        admin_client = clients(str(status.kafka.address)).admin()
         admin_client.ensure_topics(topic_specs(Settings(None, None)))
         admin_client.close()
-        servers = Servers(make_conninfo(database_url, dbname="soak"), str(status.kafka.address), home)
+        servers = Servers(
+            make_conninfo(database_url, dbname="soak"), str(status.kafka.address), home
+        )
         started = time.monotonic()
         report = crash_run(servers, home, accounts=accounts, kills=kills, seed=seed)
         print(report.summary())
@@ -51,4 +53,4 @@ def main(accounts: int, kills: int, seed: int) -> None:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    main(*(args + [4300, 20, 1][len(args):]))
+    main(*(args + [4300, 20, 1][len(args) :]))

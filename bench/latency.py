@@ -25,17 +25,17 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import embedded  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.kafka import KafkaPythonAdmin  # noqa: E402
-from service.runner import topic_specs  # noqa: E402
+from infra.config import Settings  # noqa: E402
+from infra.kafka import clients  # noqa: E402
+from local import embedded  # noqa: E402
+from runtime.runner import topic_specs  # noqa: E402
 from tests.helpers import CODEC, command_message, open_account, subscribe  # noqa: E402
 
 
 def main(count: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     status, _ = embedded.up(home)
-    admin = KafkaPythonAdmin(str(status.kafka.address))
+    admin = clients(str(status.kafka.address)).admin()
     admin.ensure_topics(topic_specs(Settings(None, None)))
     admin.close()
     env = {
@@ -46,7 +46,7 @@ def main(count: int) -> None:
         "LEDGER_KAFKA_BOOTSTRAP": str(status.kafka.address),
         "LEDGER_LOG_LEVEL": "warning",
     }
-    ledger = subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=env, cwd=ROOT)
+    ledger = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=ROOT)
     try:
         measure(str(status.postgres.address), str(status.kafka.address), count)
     finally:

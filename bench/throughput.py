@@ -22,10 +22,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import embedded  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.kafka import KafkaPythonAdmin  # noqa: E402
-from service.runner import topic_specs  # noqa: E402
+from infra.config import Settings  # noqa: E402
+from infra.kafka import clients  # noqa: E402
+from local import embedded  # noqa: E402
+from runtime.runner import topic_specs  # noqa: E402
 from tests.helpers import command_message, open_account, subscribe  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def main(accounts: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     status, _ = embedded.up(home)
     database_url, bootstrap = str(status.postgres.address), str(status.kafka.address)
-    admin = KafkaPythonAdmin(bootstrap)
+    admin = clients(bootstrap).admin()
     admin.ensure_topics(topic_specs(Settings(None, None)))
     admin.close()
     env = {
@@ -44,7 +44,7 @@ def main(accounts: int) -> None:
         "LEDGER_KAFKA_BOOTSTRAP": bootstrap,
         "LEDGER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
     }
-    ledger = subprocess.Popen([sys.executable, "-m", "service.cli", "run"], env=env, cwd=ROOT)
+    ledger = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=ROOT)
     try:
         time.sleep(4)  # group joins
         started = time.perf_counter()

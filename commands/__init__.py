@@ -1,1 +1,1 @@
-"""Command intake: Kafka consumer, Avro decoding, handlers, results and dead letters."""
+"""Command intake: messages, one command table, envelope checks, handlers, unit of work, consumer."""

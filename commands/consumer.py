@@ -17,15 +17,11 @@ from typing import ClassVar, Final
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from commands.avro import AvroCodec, AvroError
-from commands.dead_letters import dead_letter
 from commands.handlers import Delivery, HandlerFailed, Outcome, process
 from commands.mapping import command_from_record, command_type_of, content_digest
 from commands.unit_of_work import UnitOfWork
-from ledger.application import BillingLedger
-from ledger.receipts import Source
-from service.faults import crash_point
-from service.kafka import (
+from infra.faults import crash_point
+from infra.kafka import (
     Consumer,
     Headers,
     Message,
@@ -35,6 +31,10 @@ from service.kafka import (
     last_offsets,
     resume_after,
 )
+from ledger.application import BillingLedger
+from ledger.receipts import Source
+from wire.codec import AvroCodec, AvroError
+from wire.dead_letters import dead_letter
 
 logger = structlog.get_logger(__name__)
 

@@ -12,11 +12,8 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 
-from commands.avro import AvroCodec, AvroError
-from commands.dead_letters import dead_letter
-from service.database import Reconnecting, create_tables
-from service.faults import crash_point
-from service.kafka import (
+from infra.faults import crash_point
+from infra.kafka import (
     Consumer,
     Message,
     Outgoing,
@@ -25,6 +22,9 @@ from service.kafka import (
     last_offsets,
     resume_after,
 )
+from infra.postgres import Reconnecting, create_tables
+from wire.codec import AvroCodec, AvroError
+from wire.dead_letters import dead_letter
 
 logger = structlog.get_logger(__name__)
 

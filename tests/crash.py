@@ -19,14 +19,12 @@ import psycopg
 from commands.handlers import Delivery, process
 from commands.mapping import command_from_record, content_digest
 from commands.unit_of_work import UnitOfWork
+from infra.faults import CRASH_POINTS
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import Source
 from projections.balances import SCHEMA as BALANCES_SCHEMA
 from projections.balances import Balances
-from service.config import EVENTS_TOPIC
-from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record
-from service.faults import CRASH_POINTS
-from service.runner import open_ledger
+from runtime.runner import open_ledger
 from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
@@ -42,6 +40,8 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record
+from wire.topics import EVENTS_TOPIC
 
 Command = tuple[str, dict[str, Any]]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from commands.avro import AvroCodec, Decoded
 from commands.mapping import key_field_of
+from wire.codec import AvroCodec, Decoded
 
 CODEC = AvroCodec()
 # Joins take about half the session timeout on the embedded broker; Apache Kafka refuses

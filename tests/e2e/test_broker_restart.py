@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service import embedded
+from local import embedded
 from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import (
     Servers,

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service import embedded
+from local import embedded
 from tests.helpers import (
     SESSION_TIMEOUT_MS,
     Read,
@@ -37,7 +37,7 @@ def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS), **env}
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "run"],
+            [sys.executable, "-m", "runtime.cli", "run"],
             env=full_env,
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -8,14 +8,14 @@ import pytest
 from kafka import KafkaProducer
 
 from commands.consumer import MAX_COMMAND_BYTES
-from commands.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
-from service.config import COMMANDS_TOPIC, DEAD_LETTER_TOPIC
 from tests.helpers import CODEC, Servers, open_account, read_until, subscribe
 from tests.integration.test_command_consumer import (  # noqa: F401 (fixture_handler is used by name)
     Handler,
     account_events,
     fixture_handler,
 )
+from wire.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
+from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC
 
 pytestmark = pytest.mark.integration
 PARTITION = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service import embedded
+from local import embedded
 from tests.helpers import Read, Servers, read_until
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ def ledger(
 ) -> subprocess.CompletedProcess[str]:
     """Run `ledger ARGS` and capture what it prints."""
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "runtime.cli", *args],
         env={**os.environ, **env},
         input=stdin,
         capture_output=True,

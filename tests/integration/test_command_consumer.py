@@ -10,11 +10,11 @@ import pytest
 
 from commands.consumer import CommandConsumer
 from commands.handlers import Outcome
+from infra.config import Settings
+from infra.kafka import clients
 from ledger.account import account_uuid
 from ledger.application import BillingLedger, event_id
-from service.config import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, Settings
-from service.kafka import KafkaPythonAdmin, KafkaPythonConsumer, KafkaPythonProducer
-from service.runner import open_ledger
+from runtime.runner import open_ledger
 from tests.helpers import (
     CODEC,
     SESSION_TIMEOUT_MS,
@@ -25,6 +25,7 @@ from tests.helpers import (
     read_until,
     subscribe,
 )
+from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +57,9 @@ def fixture_handler(servers: Servers) -> Iterator[Handler]:
         session_timeout_ms=SESSION_TIMEOUT_MS,
     )
     ledger = open_ledger(servers.database_url)
-    kafka = KafkaPythonConsumer(servers.kafka_bootstrap, "test-commands", settings)
-    producer = KafkaPythonProducer(servers.kafka_bootstrap)
-    admin = KafkaPythonAdmin(servers.kafka_bootstrap)
+    kafka = clients(servers.kafka_bootstrap, settings).consumer("test-commands")
+    producer = clients(servers.kafka_bootstrap).producer()
+    admin = clients(servers.kafka_bootstrap).admin()
     cluster_id = admin.cluster_id()
     admin.close()
     consumer = CommandConsumer(ledger, kafka, producer, CODEC, cluster_id)

@@ -8,9 +8,9 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from commands.consumer import handle_batch
+from infra.kafka import Message
 from ledger.application import BillingLedger
-from service.kafka import Message
-from service.runner import open_ledger
+from runtime.runner import open_ledger
 from tests.helpers import CODEC, Servers, command_message, open_account, subscribe
 
 pytestmark = pytest.mark.integration

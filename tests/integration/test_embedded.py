@@ -14,8 +14,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from structlog.testing import capture_logs
 
-from service import embedded
-from service.embedded import EmbeddedStatus
+from local import embedded
+from local.embedded import EmbeddedStatus
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from infra.postgres import EventsWakeup, connect
 from ledger.account import Account
 from ledger.application import BillingLedger
-from service.database import EventsWakeup, connect
-from service.relay import create_table
-from service.runner import open_ledger
+from outbox.relay import create_table
+from runtime.runner import open_ledger
 from tests.helpers import Servers
 
 pytestmark = pytest.mark.integration

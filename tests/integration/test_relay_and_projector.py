@@ -10,14 +10,14 @@ import pytest
 from commands.handlers import Delivery, process
 from commands.mapping import command_from_record, content_digest
 from commands.unit_of_work import UnitOfWork
+from infra.config import Settings
+from infra.kafka import Producer, clients
 from ledger.application import BillingLedger
 from ledger.receipts import Source
+from outbox.relay import EventRelay
 from projections.balances import Balances
 from projections.projector import Projector
-from service.config import EVENTS_TOPIC, Settings
-from service.kafka import KafkaPythonConsumer, KafkaPythonProducer
-from service.relay import EventRelay
-from service.runner import open_ledger
+from runtime.runner import open_ledger
 from tests.helpers import (
     CODEC,
     SESSION_TIMEOUT_MS,
@@ -26,6 +26,7 @@ from tests.helpers import (
     read_until,
     subscribe,
 )
+from wire.topics import EVENTS_TOPIC
 
 pytestmark = pytest.mark.integration
 
@@ -53,9 +54,9 @@ def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
 
 
 @pytest.fixture(name="producer")
-def fixture_producer(servers: Servers) -> Iterator[KafkaPythonProducer]:
+def fixture_producer(servers: Servers) -> Iterator[Producer]:
     """A producer on the test's broker."""
-    producer = KafkaPythonProducer(servers.kafka_bootstrap)
+    producer = clients(servers.kafka_bootstrap).producer()
     yield producer
     producer.close()
 
@@ -76,7 +77,7 @@ class TestRelay:
     """Stored events reach billing.events in order, once per cluster position."""
 
     def test_publishes_and_stores_its_position(
-        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+        self, servers: Servers, ledger: BillingLedger, producer: Producer
     ) -> None:
         """Three account events and two results are published; the position is the last id."""
         relay = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
@@ -90,7 +91,7 @@ class TestRelay:
         assert [position for _, position in events] == sorted(position for _, position in events)
 
     def test_a_new_cluster_gets_the_whole_history_with_the_same_ids(
-        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+        self, servers: Servers, ledger: BillingLedger, producer: Producer
     ) -> None:
         """A relay for another cluster id starts from the beginning; event ids do not change."""
         first = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
@@ -106,7 +107,7 @@ class TestRelay:
         assert events[:3] == events[3:]
 
     def test_only_one_relay_leads(
-        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+        self, servers: Servers, ledger: BillingLedger, producer: Producer
     ) -> None:
         """While one relay holds the lead, another publishes nothing."""
         leader = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
@@ -126,7 +127,7 @@ class TestProjector:
     """Events applied to the balances read model once, whatever Kafka delivers twice."""
 
     def test_republished_events_are_applied_once(
-        self, servers: Servers, ledger: BillingLedger, producer: KafkaPythonProducer
+        self, servers: Servers, ledger: BillingLedger, producer: Producer
     ) -> None:
         """The history published twice still gives one invoice's receivable."""
         for cluster in ("cluster-a", "cluster-b"):
@@ -136,7 +137,7 @@ class TestProjector:
         settings = Settings(
             servers.database_url, servers.kafka_bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS
         )
-        consumer = KafkaPythonConsumer(servers.kafka_bootstrap, "test-projector", settings)
+        consumer = clients(servers.kafka_bootstrap, settings).consumer("test-projector")
         connection = psycopg.connect(servers.database_url)
         projector = Projector(
             "read-models",

@@ -19,12 +19,12 @@ from eventsourcing.utils import Environment
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from infra.postgres import LedgerPostgresFactory, connect, event_store_env
 from ledger.application import BillingLedger
+from outbox.relay import CREATE_POSITIONS
 from projections.balances import SCHEMA as BALANCES_SCHEMA
 from projections.projector import POSITIONS_SCHEMA
-from service.database import LedgerPostgresFactory, connect, event_store_env
-from service.relay import CREATE_POSITIONS
-from service.runner import open_ledger
+from runtime.runner import open_ledger
 from tests.helpers import Servers
 
 pytestmark = pytest.mark.integration
@@ -134,7 +134,7 @@ class TestPostgresTls:
 def ledger_cli(*args: str, database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `ledger ARGS` against `database_url` and capture what it prints."""
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "runtime.cli", *args],
         env={**os.environ, "LEDGER_DATABASE_URL": database_url, **env},
         capture_output=True,
         text=True,

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from commands.avro import AvroCodec
 from commands.mapping import command_from_record
 from commands.messages import (
     AddPaymentMethod,
@@ -22,7 +21,6 @@ from commands.messages import (
 from ledger.account import Account
 from ledger.application import BillingLedger
 from ledger.postings import Posting, Side, balance_of
-from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 from tests.unit.builders import (
     Sender,
     account_events,
@@ -33,6 +31,8 @@ from tests.unit.builders import (
     record_payment,
     subscribe,
 )
+from wire.codec import AvroCodec
+from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 
 START = datetime(2024, 1, 1, 9, 30, tzinfo=UTC)
 LATER = START + timedelta(days=3)

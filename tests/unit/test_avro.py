@@ -15,7 +15,7 @@ from fastavro.utils import generate_many
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.avro import (
+from wire.codec import (
     SCHEMAS_DIR,
     AvroCodec,
     AvroError,

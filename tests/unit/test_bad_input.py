@@ -21,17 +21,17 @@ from fastavro.utils import generate_many
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from commands.avro import MAGIC, SCHEMAS_DIR, AvroCodec
 from commands.consumer import MAX_COMMAND_BYTES, Handled, handle_batch
-from commands.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
 from commands.envelope import EARLIEST_ISSUED_AT, LATEST_ISSUED_AT, key_problem
+from infra.kafka import Message
 from ledger.account import Account
 from ledger.application import BillingLedger
 from ledger.postings import Side
-from service.config import COMMANDS_TOPIC
-from service.kafka import Message
 from tests.helpers import CODEC, command_message, open_account, subscribe
 from tests.unit.builders import in_memory_ledger
+from wire.codec import MAGIC, SCHEMAS_DIR, AvroCodec
+from wire.dead_letters import MAX_DEAD_LETTER_VALUE_BYTES
+from wire.topics import COMMANDS_TOPIC
 
 OPEN_ACCOUNT = "billing.commands.OpenAccount"
 SUBSCRIBE = "billing.commands.Subscribe"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import commands.handlers  # noqa: F401 - defines the handlers' own rule violations
-from commands.avro import AvroCodec
+from infra.config import VARIABLES
 from ledger.errors import RuleViolation
-from service import worked_example
-from service.catalogue import render
-from service.cli import build_parser
-from service.config import VARIABLES
+from runtime.cli import build_parser
+from tools import worked_example
+from tools.catalogue import render
+from wire.codec import AvroCodec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,11 +19,11 @@ class TestDocs:
     """README.md and docs/ match the code and the schemas."""
 
     def test_catalogue_is_generated_from_the_current_schemas(self) -> None:
-        """docs/catalogue.md is exactly what `python -m service.catalogue` prints."""
+        """docs/catalogue.md is exactly what `python -m tools.catalogue` prints."""
         assert (ROOT / "docs" / "catalogue.md").read_text() == render(AvroCodec())
 
     def test_the_worked_example_is_what_the_ledger_does(self) -> None:
-        """docs/worked-example.md is exactly what `python -m service.worked_example` prints."""
+        """docs/worked-example.md is exactly what `python -m tools.worked_example` prints."""
         assert (ROOT / "docs" / "worked-example.md").read_text() == worked_example.render()
 
     def test_every_step_of_the_worked_example_is_accepted(self) -> None:

@@ -12,7 +12,6 @@ from commands.messages import ReportHardship, SetDunningPolicy
 from ledger.account_state import SubscriptionStatus
 from ledger.application import BillingLedger
 from ledger.dunning import DunningPolicy, FinalAction
-from service.event_records import outgoing
 from tests.helpers import CODEC
 from tests.unit.builders import (
     Sender,
@@ -23,6 +22,7 @@ from tests.unit.builders import (
     record_payment,
     subscribe,
 )
+from wire.event_records import outgoing
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DUE = START + timedelta(days=14)  # sub-1/1 is due 14 days after the start

@@ -8,20 +8,11 @@ from typing import Any
 
 import pytest
 
-from commands.avro import AvroCodec, Decoded
+from infra.kafka import Outgoing
 from ledger.account import Account, Contact
 from ledger.application import BillingLedger, event_id
 from ledger.receipts import CommandReceipt
 from ledger.receivables import ChargeFailureReason
-from service.config import EVENTS_TOPIC, RESULTS_TOPIC
-from service.event_records import (
-    ACCOUNT_EVENT_SCHEMAS,
-    RESULT_SCHEMA,
-    account_event_record,
-    outgoing,
-    result_record,
-)
-from service.kafka import Outgoing
 from tests.unit.builders import (
     ISSUED_AT,
     Sender,
@@ -32,6 +23,15 @@ from tests.unit.builders import (
     record_payment,
     subscribe,
 )
+from wire.codec import AvroCodec, Decoded
+from wire.event_records import (
+    ACCOUNT_EVENT_SCHEMAS,
+    RESULT_SCHEMA,
+    account_event_record,
+    outgoing,
+    result_record,
+)
+from wire.topics import EVENTS_TOPIC, RESULTS_TOPIC
 
 RECEIPT_EVENTS = (CommandReceipt.Recorded, CommandReceipt.Redelivered)
 ACCOUNT_EVENTS = (Account.Opened, Account.Subscribed, Account.InvoiceIssued)

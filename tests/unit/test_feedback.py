@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands.avro import AvroCodec
 from commands.mapping import command_from_record
 from commands.messages import RecordFeedback
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
-from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 from tests.unit.builders import Sender, account_events, open_account
+from wire.codec import AvroCodec
+from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 
 START = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import logging
 
 from structlog.testing import capture_logs
 
-from service import logs
+from infra import logs
 
 
 class TestLibraryRecords:

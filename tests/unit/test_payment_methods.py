@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from commands.avro import AvroCodec
 from commands.handlers import Outcome
 from commands.mapping import command_from_record
 from commands.messages import (
@@ -20,8 +19,9 @@ from commands.messages import (
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from ledger.payment_methods import PaymentMethod
-from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 from tests.unit.builders import Sender, account_events, open_account
+from wire.codec import AvroCodec
+from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 
 START = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 EXPIRES_ON = date(2027, 12, 31)

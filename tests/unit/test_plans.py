@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from commands.avro import AvroCodec
 from commands.handlers import Delivery, Outcome, process
 from commands.mapping import command_from_record
 from commands.messages import ChangePlan, RetirePlan, RevisePlan
@@ -18,7 +17,6 @@ from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
 from ledger.plans import Plan, plan_uuid
 from ledger.receipts import CommandReceipt
-from service.event_records import event_record, outgoing
 from tests.helpers import CODEC
 from tests.unit.builders import (
     Sender,
@@ -30,6 +28,8 @@ from tests.unit.builders import (
     subscribe,
     subscribe_to_plan,
 )
+from wire.codec import AvroCodec
+from wire.event_records import event_record, outgoing
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -10,9 +10,9 @@ import pytest
 
 from commands.messages import AnnouncePriceChange
 from ledger.application import BillingLedger
-from service.event_records import outgoing
 from tests.helpers import CODEC
 from tests.unit.builders import Sender, account_events, advance_clock, open_account, subscribe
+from wire.event_records import outgoing
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.avro import AvroCodec
 from commands.mapping import command_from_record
 from commands.messages import (
     CancelSubscription,
@@ -38,7 +37,6 @@ from ledger.renegotiation import (
     OriginalDebt,
     installment_schedule,
 )
-from service.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 from tests.unit.builders import (
     Sender,
     account_events,
@@ -48,6 +46,8 @@ from tests.unit.builders import (
     record_payment,
     subscribe,
 )
+from wire.codec import AvroCodec
+from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record, outgoing
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DUE = datetime(2024, 1, 15, tzinfo=UTC)  # sub-1/1 and sub-2/1

@@ -13,7 +13,7 @@ from fastavro import schemaless_writer
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from fastavro.utils import generate_many
 
-from commands.avro import MAGIC, SCHEMAS_DIR, AvroCodec, AvroError
+from wire.codec import MAGIC, SCHEMAS_DIR, AvroCodec, AvroError
 
 RELEASED = SCHEMAS_DIR / "released"
 

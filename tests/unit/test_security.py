@@ -12,10 +12,10 @@ import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from structlog.testing import capture_logs
 
-from service.config import ConfigError, KafkaSecurity, Settings
-from service.database import EXTRA_CONNINFO, LedgerPostgresFactory, event_store_env, redact
-from service.kafka import client_options
-from service.logs import MASK, MaskSecrets, mask_secrets, redact_secrets
+from infra.config import ConfigError, KafkaSecurity, Settings
+from infra.kafka.kafka_python import client_options
+from infra.logs import MASK, MaskSecrets, mask_secrets, redact_secrets
+from infra.postgres import EXTRA_CONNINFO, LedgerPostgresFactory, event_store_env, redact
 
 DATABASE_URL = "postgresql://ledger:db-s3cret@db.example:5433/ledger"
 TLS_URL = (
@@ -192,7 +192,7 @@ class TestPostgresTls:
     def test_the_event_store_settings_carry_the_tls_parameters(self) -> None:
         """event_store_env keeps sslmode, sslrootcert, sslcert and sslkey in one connection string."""
         env = event_store_env(TLS_URL)
-        assert env["PERSISTENCE_MODULE"] == "service.database:LedgerPostgresFactory"
+        assert env["PERSISTENCE_MODULE"] == "infra.postgres:LedgerPostgresFactory"
         extra = dict(item.split("=", 1) for item in env[EXTRA_CONNINFO].split())
         assert extra == {
             "sslmode": "verify-full",

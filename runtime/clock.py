@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 import psycopg
 import structlog
 
-from commands.avro import AvroCodec
-from service.config import COMMANDS_TOPIC
-from service.database import Reconnecting
-from service.kafka import Outgoing, Producer
+from infra.kafka import Outgoing, Producer
+from infra.postgres import Reconnecting
+from wire.codec import AvroCodec
+from wire.topics import COMMANDS_TOPIC
 
 logger = structlog.get_logger(__name__)
 

@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from commands.avro import AvroCodec, AvroError
 from commands.mapping import key_field_of
-from service import analytics, embedded, logs, runner, send
-from service.config import VARIABLES, ConfigError, Settings
-from service.kafka import KafkaPythonProducer
+from infra import logs
+from infra.config import VARIABLES, ConfigError, Settings
+from infra.kafka import clients
+from local import embedded
+from runtime import analytics, runner, send
+from wire.codec import AvroCodec, AvroError
 
 EPILOG = "Environment:\n" + "\n".join(f"  {name}\n      {text}" for name, text in VARIABLES.items())
 
@@ -255,7 +257,7 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
             messages.append((record, send.encode_command(codec, command_type, record)))
         except AvroError as error:
             raise send.SendError(f"line {number}: {command_type}: {error}") from None
-    producer = KafkaPythonProducer(_bootstrap(settings), settings.kafka_security)
+    producer = clients(_bootstrap(settings), settings).producer()
     try:
         producer.produce_batch([message for _, message in messages])
     finally:

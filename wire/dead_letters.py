@@ -13,8 +13,8 @@ import hashlib
 
 import structlog
 
-from service.config import DEAD_LETTER_TOPIC
-from service.kafka import Headers, Message, Outgoing
+from infra.kafka import Headers, Message, Outgoing
+from wire.topics import DEAD_LETTER_TOPIC
 
 logger = structlog.get_logger(__name__)
 MAX_DETAIL_BYTES = 2000

@@ -10,29 +10,19 @@ from dataclasses import dataclass
 
 import structlog
 
-from commands.avro import AvroCodec
 from commands.consumer import CommandConsumer
+from infra.config import Settings
+from infra.kafka import Admin, KafkaClients, TopicSpec, clients
+from infra.postgres import EventsWakeup, connect, event_store_env, redact
 from ledger.application import BillingLedger
+from local import embedded
+from outbox.relay import EventRelay
 from projections.balances import Balances
 from projections.plans import Plans
 from projections.projector import Projector
-from service import embedded
-from service.clock import Clock
-from service.config import (
-    COMMANDS_TOPIC,
-    DEAD_LETTER_TOPIC,
-    EVENTS_TOPIC,
-    RESULTS_TOPIC,
-    Settings,
-)
-from service.database import EventsWakeup, connect, event_store_env, redact
-from service.kafka import (
-    KafkaPythonAdmin,
-    KafkaPythonConsumer,
-    KafkaPythonProducer,
-    TopicSpec,
-)
-from service.relay import EventRelay
+from runtime.clock import Clock
+from wire.codec import AvroCodec
+from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
 
 logger = structlog.get_logger(__name__)
 IDLE_SLEEP_S = 0.05
@@ -44,10 +34,10 @@ EVENT_STORE_LOCK_KEY = 0x6C65646765720003  # "ledger" + 3: one worker creates th
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the services connect: the database, the broker and its cluster id."""
+    """Where the services connect: the database, the broker's clients and its cluster id."""
 
     database_url: str
-    kafka_bootstrap: str
+    kafka: KafkaClients
     cluster_id: str
 
 
@@ -77,7 +67,8 @@ def servers(settings: Settings) -> Iterator[tuple[str, str]]:
 
 def connect_kafka(settings: Settings, database_url: str, bootstrap: str) -> Endpoints:
     """Create the topics the ledger needs on the broker, and learn its cluster id."""
-    admin = KafkaPythonAdmin(bootstrap, settings.kafka_security)
+    kafka = clients(bootstrap, settings)
+    admin = kafka.admin()
     try:
         admin.ensure_topics(topic_specs(settings))
         cluster_id = admin.cluster_id()
@@ -86,7 +77,7 @@ def connect_kafka(settings: Settings, database_url: str, bootstrap: str) -> Endp
     logger.info(
         "ledger.connected", database=redact(database_url), kafka=bootstrap, cluster_id=cluster_id
     )
-    return Endpoints(database_url, bootstrap, cluster_id)
+    return Endpoints(database_url, kafka, cluster_id)
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -151,7 +142,7 @@ def run_on_cluster(
         logger.info("ledger.running", loops=[name for name, _ in loops])
         if ready is not None:
             ready.set()
-        admin = KafkaPythonAdmin(where.kafka_bootstrap, settings.kafka_security)
+        admin = where.kafka.admin()
         stack.callback(admin.close)
         while replacement is None and not stop.wait(CLUSTER_CHECK_S):
             replacement = _other_cluster(admin, where.cluster_id)
@@ -162,7 +153,7 @@ def run_on_cluster(
     return replacement
 
 
-def _other_cluster(admin: KafkaPythonAdmin, cluster_id: str) -> str | None:
+def _other_cluster(admin: Admin, cluster_id: str) -> str | None:
     try:
         current = admin.cluster_id()
     except Exception:  # the broker is unreachable for now: the loops back off meanwhile
@@ -198,11 +189,9 @@ def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tupl
     """The command handler's step: one batch of commands."""
     ledger = open_ledger(where.database_url)
     stack.callback(ledger.close)
-    consumer = KafkaPythonConsumer(
-        where.kafka_bootstrap, f"{settings.consumer_group}-commands", settings
-    )
+    consumer = where.kafka.consumer(f"{settings.consumer_group}-commands")
     stack.callback(consumer.close)
-    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    producer = where.kafka.producer()
     stack.callback(producer.close)
     handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id)
     consumer.subscribe([COMMANDS_TOPIC], handler.seek_to_stored, _log_revoked)
@@ -213,7 +202,7 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
     """The relay's step: one batch of stored events to Kafka."""
     ledger = open_ledger(where.database_url)
     stack.callback(ledger.close)
-    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    producer = where.kafka.producer()
     stack.callback(producer.close)
     relay = EventRelay(
         ledger,
@@ -238,11 +227,9 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
 
 def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
     """The projections' step: one batch of events into the read models."""
-    consumer = KafkaPythonConsumer(
-        where.kafka_bootstrap, f"{settings.consumer_group}-projections", settings
-    )
+    consumer = where.kafka.consumer(f"{settings.consumer_group}-projections")
     stack.callback(consumer.close)
-    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    producer = where.kafka.producer()
     stack.callback(producer.close)
     projector = Projector(
         "read-models",
@@ -260,7 +247,7 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
 
 def clock_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
     """The clock's step: a tick for every account, when one is due."""
-    producer = KafkaPythonProducer(where.kafka_bootstrap, settings.kafka_security)
+    producer = where.kafka.producer()
     stack.callback(producer.close)
     clock = Clock(producer, AvroCodec(), where.database_url, settings.clock_interval_s)
     stack.callback(clock.close)

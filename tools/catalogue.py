@@ -1,11 +1,11 @@
-"""The message catalogue in Markdown, generated from schemas/ (`python -m service.catalogue`)."""
+"""The message catalogue in Markdown, generated from schemas/ (`python -m tools.catalogue`)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from commands.avro import AvroCodec
+from wire.codec import AvroCodec
 
 SECTIONS = (
     (
@@ -31,7 +31,7 @@ def render(codec: AvroCodec) -> str:
     lines = [
         "# Message catalogue",
         "",
-        "Generated from `schemas/` by `python -m service.catalogue`; do not edit by hand.",
+        "Generated from `schemas/` by `python -m tools.catalogue`; do not edit by hand.",
         "Every message is Avro single-object encoded: `C3 01`, the 8-byte little-endian",
         "CRC-64-AVRO fingerprint of the writer schema, then the Avro binary body.",
     ]

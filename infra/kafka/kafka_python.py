@@ -1,15 +1,9 @@
-"""Every Kafka client call of the ledger, behind a narrow interface.
-
-Handlers, the relay and the projections see only `Producer`, `Consumer` and `Admin` below.
-The kafka-python implementations are the default; another client (confluent-kafka) can
-slot in by implementing the same three protocols.
-"""
+"""The kafka-python implementations of the ledger's Kafka protocols (the default client)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -17,96 +11,10 @@ from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from service.config import PLAINTEXT, KafkaSecurity, Settings
+from infra.config import PLAINTEXT, KafkaSecurity, Settings
+from infra.kafka.protocols import Message, Outgoing, Partition, TopicSpec
 
 logger = structlog.get_logger(__name__)
-
-Headers = tuple[tuple[str, bytes], ...]
-Partition = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class Message:
-    """A message read from Kafka."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers = ()
-
-
-def last_offsets(messages: Iterable[Message]) -> dict[Partition, int]:
-    """The highest offset read from each partition, in partition order."""
-    last: dict[Partition, int] = {}
-    for message in messages:
-        key = (message.topic, message.partition)
-        last[key] = max(last.get(key, -1), message.offset)
-    return dict(sorted(last.items()))
-
-
-def resume_after(
-    consumer: Consumer,
-    partitions: Sequence[Partition],
-    stored_offset: Callable[[Partition], int | None],
-    log_event: str,
-) -> None:
-    """Seek each partition to just after its stored offset (its start if none), and say so."""
-    for partition in partitions:
-        stored = stored_offset(partition)
-        consumer.seek(partition, 0 if stored is None else stored + 1)
-        logger.info(log_event, topic=partition[0], partition=partition[1], stored_offset=stored)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message to write to Kafka."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers = ()
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic the ledger needs, with its configuration."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    configs: dict[str, str] = field(default_factory=dict)
-
-
-class Producer(Protocol):
-    """Writes batches of messages, returning only once every one is acknowledged."""
-
-    def produce_batch(self, messages: Sequence[Outgoing]) -> None: ...
-    def close(self) -> None: ...
-
-
-class Consumer(Protocol):
-    """Reads batches from the partitions a consumer group assigns, at positions the caller sets."""
-
-    def subscribe(
-        self,
-        topics: Sequence[str],
-        on_assigned: Callable[[list[Partition]], None],
-        on_revoked: Callable[[list[Partition]], None],
-    ) -> None: ...
-    def poll_batch(self, timeout_s: float) -> list[Message]: ...
-    def seek(self, partition: Partition, offset: int) -> None: ...
-    def assignment(self) -> list[Partition]: ...
-    def close(self) -> None: ...
-
-
-class Admin(Protocol):
-    """Creates topics and tells which cluster the ledger is connected to."""
-
-    def ensure_topics(self, specs: Iterable[TopicSpec]) -> set[str]: ...
-    def cluster_id(self) -> str: ...
-    def close(self) -> None: ...
 
 
 def client_options(bootstrap: str, security: KafkaSecurity) -> dict[str, Any]:

@@ -7,12 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from service.logs import mask_secrets
-
-COMMANDS_TOPIC = "billing.commands"
-RESULTS_TOPIC = "billing.command-results"
-EVENTS_TOPIC = "billing.events"
-DEAD_LETTER_TOPIC = "billing.dead-letter"
+from infra.logs import mask_secrets
 
 # Every variable the ledger reads, with its meaning; README.md's configuration table matches it.
 VARIABLES: dict[str, str] = {

@@ -20,8 +20,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-RECORDER_TOPIC = "service.database:PositionsProcessRecorder"
-FACTORY_TOPIC = "service.database:LedgerPostgresFactory"
+RECORDER_TOPIC = "infra.postgres:PositionsProcessRecorder"
+FACTORY_TOPIC = "infra.postgres:LedgerPostgresFactory"
 # The event store's setting that carries the URL's other libpq parameters to its pool.
 EXTRA_CONNINFO = "POSTGRES_EXTRA_CONNINFO"
 # Sent by every transaction that stores events, heard by the relay.

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from service.database import connect, redact
+from infra.postgres import connect, redact
 
 # The tables of the read models, readable by analytics users. Keep in step with projections/:
 # every table a projection's `schema` or the projector creates belongs here.

@@ -6,13 +6,13 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
-from commands.avro import AvroCodec
+from infra.kafka import Headers, Outgoing
 from ledger.account import Account
 from ledger.application import event_id
 from ledger.plans import Plan
 from ledger.receipts import CommandReceipt
-from service.config import EVENTS_TOPIC, RESULTS_TOPIC
-from service.kafka import Headers, Outgoing
+from wire.codec import AvroCodec
+from wire.topics import EVENTS_TOPIC, RESULTS_TOPIC
 
 ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.Opened: "billing.events.AccountOpened",

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from commands.avro import AvroCodec
 from commands.mapping import key_field_of
 from commands.messages import COMMAND_NAMESPACE
-from service.config import COMMANDS_TOPIC
-from service.kafka import Outgoing
+from infra.kafka import Outgoing
+from wire.codec import AvroCodec
+from wire.topics import COMMANDS_TOPIC
 
 
 def command_names(codec: AvroCodec) -> list[str]:

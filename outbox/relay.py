@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import structlog
 
-from commands.avro import AvroCodec
+from infra.faults import crash_point
+from infra.kafka import Producer
+from infra.postgres import Reconnecting, create_tables
 from ledger.application import BillingLedger
-from service.database import Reconnecting, create_tables
-from service.event_records import outgoing
-from service.faults import crash_point
-from service.kafka import Producer
+from wire.codec import AvroCodec
+from wire.event_records import outgoing
 
 logger = structlog.get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""Leaf adapters: Kafka clients, PostgreSQL, configuration, logs and crash hooks for tests."""

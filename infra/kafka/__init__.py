@@ -1,0 +1,30 @@
+"""Kafka: the protocols the ledger sees, the kafka-python clients, and the one factory that builds them."""
+
+from infra.kafka.factory import KafkaClients, clients
+from infra.kafka.protocols import (
+    Admin,
+    Consumer,
+    Headers,
+    Message,
+    Outgoing,
+    Partition,
+    Producer,
+    TopicSpec,
+    last_offsets,
+    resume_after,
+)
+
+__all__ = [
+    "Admin",
+    "Consumer",
+    "Headers",
+    "KafkaClients",
+    "Message",
+    "Outgoing",
+    "Partition",
+    "Producer",
+    "TopicSpec",
+    "clients",
+    "last_offsets",
+    "resume_after",
+]

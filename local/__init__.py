@@ -1,0 +1,1 @@
+"""Embedded PostgreSQL and Kafka brokers for development, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Generators of docs/: the message catalogue and the worked example."""
