@@ -29,8 +29,8 @@ from infra.kafka import (
     Partition,
     Producer,
     last_offsets,
-    resume_after,
 )
+from infra.kafka.tracked import TrackedLoop
 from ledger.application import BillingLedger
 from ledger.receipts import Source
 from wire.codec import AvroCodec, AvroError
@@ -60,7 +60,9 @@ class CommandConsumer:
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
-        self._resync = False
+        self.loop: TrackedLoop[list[Outcome]] = TrackedLoop(
+            "commands", consumer, self.stored_offset, self._process_or_drop, list
+        )
 
     def position_name(self, partition: Partition) -> str:
         """The tracking name of a partition's stored position."""
@@ -71,33 +73,23 @@ class CommandConsumer:
         """The last offset of `partition` whose command is in the ledger."""
         return self.ledger.stored_position(self.position_name(partition))
 
-    def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
-        """Resume each partition after its stored position (from the start if none)."""
-        resume_after(self.consumer, partitions, self.stored_offset, "commands.partition.resumed")
+    def subscribe(self, topics: Sequence[str]) -> None:
+        """Join the consumer group; assigned partitions resume after their stored positions."""
+        self.loop.subscribe(topics)
 
     def run_once(self, timeout_s: float = 0.5) -> list[Outcome]:
-        """Poll one batch and process it; answer the outcomes of the commands in it.
+        """Poll one batch and process it; answer the outcomes of the commands in it."""
+        return self.loop.run_once(timeout_s)
 
-        If processing fails (the database is down, say), the consumer has already moved past
-        the batch: the next call first seeks back to the stored positions, so nothing is skipped.
-        """
-        if self._resync:
-            self.seek_to_stored(self.consumer.assignment())
-            self._resync = False
-        messages = self.consumer.poll_batch(timeout_s)
-        if not messages:
-            return []
+    def _process_or_drop(self, messages: list[Message]) -> list[Outcome]:
         try:
             return self._process(messages)
         except IntegrityError as conflict:
             # Another worker stored these positions or changed these accounts first (a
             # rebalance): drop the batch; the next poll reads again from the stored positions.
             logger.warning("commands.batch.conflict", error=str(conflict))
-            self._resync = True
+            self.loop.resync()
             return []
-        except BaseException:
-            self._resync = True
-            raise
 
     def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)

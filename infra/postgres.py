@@ -171,14 +171,18 @@ class Reconnecting:
             self._connection = None
 
 
-def create_tables(connection: psycopg.Connection[Any], lock_key: int, *statements: str) -> None:
+# "ledger" + 2: one worker at a time creates the tables of the relay and the read models.
+SCHEMA_LOCK_KEY = 0x6C65646765720002
+
+
+def create_tables(connection: psycopg.Connection[Any], *statements: str) -> None:
     """Run `statements` (CREATE TABLE IF NOT EXISTS ...) in one transaction, one worker at a time.
 
     PostgreSQL refuses the same table created by concurrent transactions (duplicate pg_type),
     so workers starting together take turns on a transaction-scoped advisory lock.
     """
     with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         for statement in statements:
             connection.execute(statement)
 

@@ -23,7 +23,6 @@ from wire.event_records import outgoing
 logger = structlog.get_logger(__name__)
 
 RELAY_LOCK_KEY = 0x6C65646765720001  # "ledger" + 1: one relay per database
-SCHEMA_LOCK_KEY = 0x6C65646765720004  # "ledger" + 4: one relay creates its table at a time
 CREATE_POSITIONS = """
 CREATE TABLE IF NOT EXISTS ledger_relay_positions (
     cluster_id text NOT NULL,
@@ -115,4 +114,4 @@ class EventRelay:
 
 def create_table(connection: psycopg.Connection[Any]) -> None:
     """Create the relay positions table unless it exists, one relay at a time."""
-    create_tables(connection, SCHEMA_LOCK_KEY, CREATE_POSITIONS)
+    create_tables(connection, CREATE_POSITIONS)

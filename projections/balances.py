@@ -31,6 +31,7 @@ class Balances:
     """Applies account events to the balances table, inside the caller's transaction."""
 
     name = "balances"
+    tables: tuple[str, ...] = ("balances",)
     schema = SCHEMA
 
     def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
@@ -77,3 +78,9 @@ def _debit_balance(ledger_account: str, postings: list[dict[str, Any]]) -> int:
         for p in postings
         if p["ledger_account"] == ledger_account
     )
+
+
+def account_ids(connection: psycopg.Connection[Any]) -> list[str]:
+    """Every account the balances read model knows, in id order."""
+    rows = connection.execute("SELECT account_id FROM balances ORDER BY account_id").fetchall()
+    return [str(row[0]) for row in rows]

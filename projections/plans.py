@@ -32,6 +32,7 @@ class Plans:
     """Applies plan events to the plans table, inside the caller's transaction."""
 
     name = "plans"
+    tables: tuple[str, ...] = ("plans",)
     schema = SCHEMA
 
     def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:

@@ -20,15 +20,15 @@ from infra.kafka import (
     Partition,
     Producer,
     last_offsets,
-    resume_after,
 )
+from infra.kafka.tracked import TrackedLoop
 from infra.postgres import Reconnecting, create_tables
 from wire.codec import AvroCodec, AvroError
 from wire.dead_letters import dead_letter
 
 logger = structlog.get_logger(__name__)
 
-SCHEMA_LOCK_KEY = 0x6C65646765720002  # "ledger" + 2: one projector creates the tables at a time
+POSITIONS_TABLE = "projection_positions"
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_positions (
     cluster_id text NOT NULL,
@@ -44,7 +44,8 @@ class Projection(Protocol):
     """A read model fed with decoded events inside the projector's transaction."""
 
     name: str
-    schema: str
+    tables: tuple[str, ...]  # every table the read model owns (grants, rebuild, reports)
+    schema: str  # their DDL: CREATE TABLE IF NOT EXISTS ..., COMMENT ON ...
 
     def apply(
         self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]
@@ -70,13 +71,13 @@ class Projector:
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
-        self._resync = False
+        self.loop = TrackedLoop("projector", consumer, self.stored_offset, self._apply, int)
         self._database = Reconnecting(database_url, on_connect=self._create_tables)
         self._database.get()
 
     def _create_tables(self, connection: psycopg.Connection[Any]) -> None:
         schemas = (projection.schema for projection in self.projections)
-        create_tables(connection, SCHEMA_LOCK_KEY, POSITIONS_SCHEMA, *schemas)
+        create_tables(connection, POSITIONS_SCHEMA, *schemas)
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -97,26 +98,13 @@ class Projector:
         self.connection.commit()
         return None if row is None else int(row[0])
 
-    def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
-        """Resume each partition after its stored position (from the start if none)."""
-        resume_after(self.consumer, partitions, self.stored_offset, "projector.partition.resumed")
+    def subscribe(self, topics: Sequence[str]) -> None:
+        """Join the consumer group; assigned partitions resume after their stored positions."""
+        self.loop.subscribe(topics)
 
     def run_once(self, timeout_s: float = 0.5) -> int:
-        """Apply one polled batch; answer how many events it held.
-
-        After a failed batch (rolled back), the next call seeks back to the stored positions.
-        """
-        if self._resync:
-            self.seek_to_stored(self.consumer.assignment())
-            self._resync = False
-        messages = self.consumer.poll_batch(timeout_s)
-        if not messages:
-            return 0
-        try:
-            return self._apply(messages)
-        except BaseException:
-            self._resync = True
-            raise
+        """Apply one polled batch; answer how many events it held."""
+        return self.loop.run_once(timeout_s)
 
     def _apply(self, messages: list[Message]) -> int:
         dead: list[Outgoing] = []

@@ -14,10 +14,10 @@ import psycopg
 from psycopg import sql
 
 from infra.postgres import connect, redact
+from projections.registry import read_model_tables
 
-# The tables of the read models, readable by analytics users. Keep in step with projections/:
-# every table a projection's `schema` or the projector creates belongs here.
-READ_MODEL_TABLES = ("balances", "plans", "projection_positions")
+# The tables of the read models, readable by analytics users, as the registry lists them.
+READ_MODEL_TABLES = read_model_tables()
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
 # library's events and tracking tables) and the relay's positions. A table the ledger's user
 # creates later is readable by default: add any new non-read-model table here.

@@ -16,6 +16,7 @@ import structlog
 
 from infra.kafka import Outgoing, Producer
 from infra.postgres import Reconnecting
+from projections.balances import account_ids
 from wire.codec import AvroCodec
 from wire.topics import COMMANDS_TOPIC
 
@@ -58,10 +59,9 @@ class Clock:
 
     def _accounts(self) -> list[str]:
         try:
-            rows = self._database.get().execute("SELECT account_id FROM balances").fetchall()
+            return account_ids(self._database.get())
         except psycopg.errors.UndefinedTable:
             return []  # no account projected yet
-        return sorted(str(row[0]) for row in rows)
 
     def _tick(self, account_id: str, issued_at: datetime) -> Outgoing:
         record = {"command_id": str(uuid.uuid4()), "account_id": account_id, "issued_at": issued_at}

@@ -17,9 +17,8 @@ from infra.postgres import EventsWakeup, connect, event_store_env, redact
 from ledger.application import BillingLedger
 from local import embedded
 from outbox.relay import EventRelay
-from projections.balances import Balances
-from projections.plans import Plans
 from projections.projector import Projector
+from projections.registry import READ_MODELS
 from runtime.clock import Clock
 from wire.codec import AvroCodec
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -194,7 +193,7 @@ def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tupl
     producer = where.kafka.producer()
     stack.callback(producer.close)
     handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id)
-    consumer.subscribe([COMMANDS_TOPIC], handler.seek_to_stored, _log_revoked)
+    handler.subscribe([COMMANDS_TOPIC])
     return "commands", lambda: len(handler.run_once())
 
 
@@ -233,7 +232,7 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     stack.callback(producer.close)
     projector = Projector(
         "read-models",
-        [Balances(), Plans()],
+        READ_MODELS,
         consumer,
         producer,
         AvroCodec(),
@@ -241,7 +240,7 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
         where.cluster_id,
     )
     stack.callback(projector.close)
-    consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, _log_revoked)
+    projector.subscribe([EVENTS_TOPIC])
     return "projections", projector.run_once
 
 
@@ -268,7 +267,3 @@ def _repeat(name: str, step: Step, stop: threading.Event) -> None:
             continue
         if not done and name == "clock":
             time.sleep(IDLE_SLEEP_S)  # the consumers' polls and the relay wait by themselves
-
-
-def _log_revoked(partitions: list[tuple[str, int]]) -> None:
-    logger.info("kafka.partitions.revoked", partitions=[f"{t}/{p}" for t, p in partitions])

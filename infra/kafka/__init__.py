@@ -11,8 +11,8 @@ from infra.kafka.protocols import (
     Producer,
     TopicSpec,
     last_offsets,
-    resume_after,
 )
+from infra.kafka.tracked import TrackedLoop
 
 __all__ = [
     "Admin",
@@ -24,7 +24,7 @@ __all__ = [
     "Partition",
     "Producer",
     "TopicSpec",
+    "TrackedLoop",
     "clients",
     "last_offsets",
-    "resume_after",
 ]

@@ -10,10 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import structlog
-
-logger = structlog.get_logger(__name__)
-
 Headers = tuple[tuple[str, bytes], ...]
 Partition = tuple[str, int]
 
@@ -37,19 +33,6 @@ def last_offsets(messages: Iterable[Message]) -> dict[Partition, int]:
         key = (message.topic, message.partition)
         last[key] = max(last.get(key, -1), message.offset)
     return dict(sorted(last.items()))
-
-
-def resume_after(
-    consumer: Consumer,
-    partitions: Sequence[Partition],
-    stored_offset: Callable[[Partition], int | None],
-    log_event: str,
-) -> None:
-    """Seek each partition to just after its stored offset (its start if none), and say so."""
-    for partition in partitions:
-        stored = stored_offset(partition)
-        consumer.seek(partition, 0 if stored is None else stored + 1)
-        logger.info(log_event, topic=partition[0], partition=partition[1], stored_offset=stored)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def fixture_handler(servers: Servers) -> Iterator[Handler]:
     cluster_id = admin.cluster_id()
     admin.close()
     consumer = CommandConsumer(ledger, kafka, producer, CODEC, cluster_id)
-    kafka.subscribe([COMMANDS_TOPIC], consumer.seek_to_stored, lambda _: None)
+    consumer.subscribe([COMMANDS_TOPIC])
     yield Handler(consumer, ledger, [])
     kafka.close()
     producer.close()

@@ -148,7 +148,7 @@ class TestProjector:
             servers.database_url,
             "cluster-a",
         )
-        consumer.subscribe([EVENTS_TOPIC], projector.seek_to_stored, lambda _: None)
+        projector.subscribe([EVENTS_TOPIC])
         try:
             applied = 0
             for _ in range(100):
