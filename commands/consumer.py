@@ -18,7 +18,8 @@ import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from commands.handlers import Delivery, HandlerFailed, Outcome, process
-from commands.mapping import command_from_record, command_type_of, content_digest
+from commands.mapping import content_digest
+from commands.table import command_from_record, command_type_of
 from commands.unit_of_work import UnitOfWork
 from infra.faults import crash_point
 from infra.kafka import (

@@ -1,80 +1,23 @@
-"""Command handlers by command type, and the processing of a batch of deliveries.
+"""The processing of a batch of deliveries: each command answered once, by its handler.
 
-The verb functions live by area: account_handlers.py and plan_handlers.py.
+The handlers are found in the command table (table.py); the verb functions live by area in
+account_handlers.py and plan_handlers.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from commands import account_handlers as account
-from commands import plan_handlers as plan
 from commands.envelope import check_envelope
-from commands.messages import (
-    AddPaymentMethod,
-    AdvanceClock,
-    AnnouncePriceChange,
-    CancelSubscription,
-    ChangePlan,
-    Charge,
-    Command,
-    DefinePlan,
-    FailCharge,
-    IssueCreditNote,
-    OpenAccount,
-    PauseSubscription,
-    PlanCommand,
-    ReactivateSubscription,
-    RecordFeedback,
-    RecordPayment,
-    RefundCredit,
-    RemovePaymentMethod,
-    Renegotiate,
-    ReportHardship,
-    ResumeSubscription,
-    RetirePlan,
-    RevisePlan,
-    SetDefaultPaymentMethod,
-    SetDunningPolicy,
-    Subscribe,
-    WriteOff,
-)
+from commands.messages import Command, PlanCommand
+from commands.table import HANDLERS
 from commands.unit_of_work import UnitOfWork
 from ledger.errors import RuleViolation
 from ledger.receipts import CommandReceipt, Rejection, Source
-
-HANDLERS: dict[type[Command], Callable[[Any, UnitOfWork], None]] = {
-    DefinePlan: plan.define_plan,
-    RevisePlan: plan.revise_plan,
-    RetirePlan: plan.retire_plan,
-    OpenAccount: account.open_account,
-    Subscribe: account.subscribe,
-    AdvanceClock: account.advance_clock,
-    RecordPayment: account.record_payment,
-    FailCharge: account.fail_charge,
-    Renegotiate: account.renegotiate,
-    SetDunningPolicy: account.set_dunning_policy,
-    ReportHardship: account.report_hardship,
-    ChangePlan: account.change_plan,
-    AnnouncePriceChange: account.announce_price_change,
-    PauseSubscription: account.on_subscription("pause_subscription"),
-    ResumeSubscription: account.on_subscription("resume_subscription"),
-    CancelSubscription: account.on_subscription("cancel_subscription"),
-    ReactivateSubscription: account.on_subscription("reactivate_subscription"),
-    AddPaymentMethod: account.add_payment_method,
-    RemovePaymentMethod: account.remove_payment_method,
-    SetDefaultPaymentMethod: account.set_default_payment_method,
-    RecordFeedback: account.record_feedback,
-    Charge: account.charge,
-    IssueCreditNote: account.issue_credit_note,
-    RefundCredit: account.refund_credit,
-    WriteOff: account.write_off,
-}
 
 
 class Keyed(Enum):

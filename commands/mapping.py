@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from typing import Any
 
 from commands import messages
-from commands.messages import COMMAND_NAMESPACE, Command
+from commands.messages import Command
 from ledger.account import CancellationPolicy, Contact
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
 from ledger.plan_terms import TermsAsked
-from ledger.receivables import ChargeFailureReason
 
 
 def open_account(record: Mapping[str, Any], head: dict[str, Any]) -> messages.OpenAccount:
@@ -68,7 +66,7 @@ def by_field_names(
 
     `converters` turn a field's Avro value into the command's type (an enum, a tuple).
     """
-    own = [f.name for f in fields(cls) if f.name not in ("command_id", "issued_at", cls.key_field)]
+    own = cls.own_field_names()
 
     def from_record(record: Mapping[str, Any], head: dict[str, Any]) -> Command:
         return cls(
@@ -83,59 +81,13 @@ def _same(value: Any) -> Any:
     return value
 
 
-FROM_RECORD: dict[str, Callable[[Mapping[str, Any], dict[str, Any]], Command]] = {
-    "DefinePlan": by_field_names(messages.DefinePlan, interval_unit=IntervalUnit),
-    "RevisePlan": by_field_names(messages.RevisePlan),
-    "RetirePlan": by_field_names(messages.RetirePlan),
-    "AdvanceClock": by_field_names(messages.AdvanceClock),
-    "RecordPayment": by_field_names(messages.RecordPayment),
-    "FailCharge": by_field_names(messages.FailCharge, reason=ChargeFailureReason),
-    "Renegotiate": by_field_names(messages.Renegotiate, invoice_ids=tuple),
-    "SetDunningPolicy": set_dunning_policy,
-    "ReportHardship": by_field_names(messages.ReportHardship),
-    "ChangePlan": by_field_names(messages.ChangePlan),
-    "AnnouncePriceChange": by_field_names(messages.AnnouncePriceChange),
-    "PauseSubscription": by_field_names(messages.PauseSubscription),
-    "ResumeSubscription": by_field_names(messages.ResumeSubscription),
-    "CancelSubscription": by_field_names(messages.CancelSubscription),
-    "ReactivateSubscription": by_field_names(messages.ReactivateSubscription),
-    "AddPaymentMethod": by_field_names(messages.AddPaymentMethod),
-    "RemovePaymentMethod": by_field_names(messages.RemovePaymentMethod),
-    "SetDefaultPaymentMethod": by_field_names(messages.SetDefaultPaymentMethod),
-    "RecordFeedback": by_field_names(messages.RecordFeedback),
-    "Charge": by_field_names(messages.Charge),
-    "IssueCreditNote": by_field_names(messages.IssueCreditNote),
-    "RefundCredit": by_field_names(messages.RefundCredit),
-    "WriteOff": by_field_names(messages.WriteOff),
-    "OpenAccount": open_account,
-    "Subscribe": subscribe,
-}
-
-
 # The command types keyed by plan_id: every kind of plan command.
 PLAN_COMMAND_TYPES = frozenset(cls.__name__ for cls in messages.PlanCommand.__subclasses__())
-
-
-def command_type_of(schema_name: str) -> str | None:
-    """The command type a schema carries (`billing.commands.Subscribe` -> `Subscribe`), or None."""
-    namespace, _, name = schema_name.rpartition(".")
-    return name if namespace == COMMAND_NAMESPACE and name in FROM_RECORD else None
 
 
 def key_field_of(command_type: str) -> str:
     """The field of a `command_type` record that is its Kafka key: account_id, or plan_id."""
     return "plan_id" if command_type in PLAN_COMMAND_TYPES else "account_id"
-
-
-def command_from_record(command_type: str, record: Mapping[str, Any]) -> Command:
-    """The command a decoded record of `command_type` carries."""
-    key_field = key_field_of(command_type)
-    head = {
-        "command_id": record["command_id"],
-        "issued_at": record["issued_at"],
-        key_field: record[key_field],
-    }
-    return FROM_RECORD[command_type](record, head)
 
 
 def content_digest(command_type: str, record: Mapping[str, Any]) -> str:

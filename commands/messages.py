@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ledger.account import Contact
 from ledger.calendar import IntervalUnit
@@ -30,6 +30,16 @@ class Command:
     def key(self) -> str:
         """The command's Kafka message key: its account_id, or the plan_id of a plan command."""
         return str(getattr(self, self.key_field))
+
+    @classmethod
+    def own_field_names(cls) -> tuple[str, ...]:
+        """The fields of this command beyond command_id, issued_at and its key."""
+        envelope = ("command_id", "issued_at", cls.key_field)
+        return tuple(f.name for f in fields(cls) if f.name not in envelope)  # type: ignore[arg-type]
+
+    def own_fields(self) -> dict[str, Any]:
+        """This command's own fields by name (see `own_field_names`)."""
+        return {name: getattr(self, name) for name in self.own_field_names()}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from commands.messages import DefinePlan, RetirePlan, RevisePlan
+from collections.abc import Callable
+from typing import Any
+
+from commands.messages import DefinePlan, PlanCommand
 from commands.unit_of_work import UnitOfWork
 from ledger.plans import Plan, PlanAlreadyDefined
 
@@ -30,19 +33,12 @@ def define_plan(command: DefinePlan, work: UnitOfWork) -> None:
     )
 
 
-def revise_plan(command: RevisePlan, work: UnitOfWork) -> None:
-    """Give the plan's new subscribers another price."""
-    work.require_plan(command.plan_id).revise(
-        command_id=command.command_id,
-        issued_at=command.issued_at,
-        price_minor=command.price_minor,
-        trial_days=command.trial_days,
-        name=command.name,
-    )
+def to_plan(method: str) -> Callable[[Any, UnitOfWork], None]:
+    """The handler that passes a plan command's own fields to `method` of the plan it names."""
 
+    def handle(command: PlanCommand, work: UnitOfWork) -> None:
+        getattr(work.require_plan(command.plan_id), method)(
+            command_id=command.command_id, issued_at=command.issued_at, **command.own_fields()
+        )
 
-def retire_plan(command: RetirePlan, work: UnitOfWork) -> None:
-    """Take no new subscribers to the plan."""
-    work.require_plan(command.plan_id).retire(
-        command_id=command.command_id, issued_at=command.issued_at
-    )
+    return handle

@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 
 from commands.handlers import Delivery, process
-from commands.mapping import command_from_record, content_digest
+from commands.mapping import content_digest
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from infra.faults import CRASH_POINTS
 from ledger.application import BillingLedger, event_id

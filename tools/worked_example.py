@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commands.handlers import Delivery, Outcome, process
-from commands.mapping import PLAN_COMMAND_TYPES, command_from_record, content_digest, key_field_of
+from commands.mapping import PLAN_COMMAND_TYPES, content_digest, key_field_of
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from ledger.account import account_uuid
 from ledger.application import BillingLedger

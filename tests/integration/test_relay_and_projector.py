@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from commands.handlers import Delivery, process
-from commands.mapping import command_from_record, content_digest
+from commands.mapping import content_digest
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from infra.config import Settings
 from infra.kafka import Producer, clients

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from commands.mapping import command_from_record
 from commands.messages import (
     AddPaymentMethod,
     Charge,
@@ -18,6 +17,7 @@ from commands.messages import (
     Renegotiate,
     WriteOff,
 )
+from commands.table import command_from_record
 from ledger.account import Account
 from ledger.application import BillingLedger
 from ledger.postings import Posting, Side, balance_of

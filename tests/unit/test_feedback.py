@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands.mapping import command_from_record
 from commands.messages import RecordFeedback
+from commands.table import command_from_record
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from tests.unit.builders import Sender, account_events, open_account

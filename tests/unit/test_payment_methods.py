@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from commands.handlers import Outcome
-from commands.mapping import command_from_record
 from commands.messages import (
     AddPaymentMethod,
     Command,
     RemovePaymentMethod,
     SetDefaultPaymentMethod,
 )
+from commands.table import command_from_record
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from ledger.payment_methods import PaymentMethod

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from commands.handlers import Delivery, Outcome, process
-from commands.mapping import command_from_record
 from commands.messages import ChangePlan, RetirePlan, RevisePlan
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from ledger.account import Account
 from ledger.application import BillingLedger

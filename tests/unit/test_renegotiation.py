@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.mapping import command_from_record
 from commands.messages import (
     CancelSubscription,
     Charge,
@@ -26,6 +25,7 @@ from commands.messages import (
     SetDunningPolicy,
     WriteOff,
 )
+from commands.table import command_from_record
 from ledger.account import Account
 from ledger.account_state import CancellationPolicy
 from ledger.application import BillingLedger
