@@ -140,7 +140,7 @@ def handle_batch(ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Mes
             poisoned = poisoned | {failure.command_id}
             logger.error(
                 "commands.handler.failed",
-                command_id=failure.command_id,
+                **failure.log_context,
                 error="".join(traceback.format_exception(failure)),
             )
 
@@ -149,12 +149,14 @@ def _decode(codec: AvroCodec, messages: Sequence[Message]) -> tuple[list[Deliver
     deliveries: list[Delivery] = []
     dead: list[Outgoing] = []
     for message in messages:
-        try:
-            deliveries.append(_delivery(codec, message))
-        except AvroError as error:
-            dead.append(dead_letter(message, error.code, str(error)))
-        except Undeliverable as error:
-            dead.append(dead_letter(message, error.code, str(error), error.headers))
+        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        with structlog.contextvars.bound_contextvars(**source):
+            try:
+                deliveries.append(_delivery(codec, message))
+            except AvroError as error:
+                dead.append(dead_letter(message, error.code, str(error)))
+            except Undeliverable as error:
+                dead.append(dead_letter(message, error.code, str(error), error.headers))
     return deliveries, dead
 
 
@@ -181,15 +183,7 @@ def _delivery(codec: AvroCodec, message: Message) -> Delivery:
 
 
 def _log_outcome(outcome: Outcome) -> None:
-    source = outcome.delivery.source
-    command = outcome.delivery.command
-    with structlog.contextvars.bound_contextvars(
-        command_id=command.command_id,
-        **{command.key_field: command.key},
-        topic=source.topic,
-        partition=source.partition,
-        offset=source.offset,
-    ):
+    with structlog.contextvars.bound_contextvars(**outcome.delivery.log_context):
         if outcome.rejection is None:
             logger.info(
                 "commands.accepted",

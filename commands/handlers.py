@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+import structlog
 from eventsourcing.persistence import PersistenceError
 
 from commands.envelope import check_envelope
@@ -37,6 +38,17 @@ class Delivery:
     key: bytes | Keyed | None = Keyed.BY_ACCOUNT_ID
 
     @property
+    def log_context(self) -> dict[str, object]:
+        """What every log line about this delivery carries: the command, its key, its source."""
+        return {
+            "command_id": self.command.command_id,
+            self.command.key_field: self.command.key,
+            "topic": self.source.topic,
+            "partition": self.source.partition,
+            "offset": self.source.offset,
+        }
+
+    @property
     def kafka_key(self) -> bytes | None:
         """The message key: None if the message had none; the command's key by default."""
         if self.key is Keyed.BY_ACCOUNT_ID:
@@ -60,9 +72,11 @@ class HandlerFailed(Exception):
     The batch's changes are dropped, and the batch runs again with the command `poisoned`.
     """
 
-    def __init__(self, command_id: str, reason: str) -> None:
+    def __init__(self, delivery: Delivery, reason: str) -> None:
+        command_id = delivery.command.command_id
         super().__init__(f"command {command_id!r} failed: {reason}")
         self.command_id = command_id
+        self.log_context = delivery.log_context
 
 
 def process(
@@ -74,7 +88,11 @@ def process(
     rejected without touching the domain again.
     """
     work.preload([d.command for d in deliveries])
-    return [_answer(work, delivery, poisoned) for delivery in deliveries]
+    outcomes = []
+    for delivery in deliveries:
+        with structlog.contextvars.bound_contextvars(**delivery.log_context):
+            outcomes.append(_answer(work, delivery, poisoned))
+    return outcomes
 
 
 def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> Outcome:
@@ -96,13 +114,13 @@ def _answer(work: UnitOfWork, delivery: Delivery, poisoned: frozenset[str]) -> O
         HANDLERS[type(command)](command, work)
     except RuleViolation as violation:
         if work.events_since(mark):
-            raise HandlerFailed(command.command_id, "events were triggered before") from violation
+            raise HandlerFailed(delivery, "events were triggered before") from violation
         rejection = Rejection(violation.code, violation.field, violation.message)
         return _record(work, delivery, (), rejection)
     except PersistenceError:
         raise  # the database, not the command: the batch is retried whole
     except Exception as failure:
-        raise HandlerFailed(command.command_id, repr(failure)) from failure
+        raise HandlerFailed(delivery, repr(failure)) from failure
     return _record(work, delivery, work.event_ids_since(mark), None)
 
 

@@ -23,6 +23,8 @@ VARIABLES: dict[str, str] = {
     "LEDGER_SESSION_TIMEOUT_MS": "Kafka consumer session timeout (default 6000: the embedded "
     "broker joins groups in about half of it).",
     "LEDGER_LOG_LEVEL": "debug, info, warning or error (default info).",
+    "LEDGER_LOG_FORMAT": "json (one JSON object per line) or console (readable columns); "
+    "default: console when stderr is a terminal, json otherwise.",
     "LEDGER_CLOCK_INTERVAL_S": "Seconds between the ticks of ledger run's clock, which sends "
     "AdvanceClock at the current time for every account (default 0: no clock).",
     "LEDGER_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
@@ -100,6 +102,7 @@ class Settings:
     session_timeout_ms: int = 6000
     clock_interval_s: float = 0.0
     log_level: str = "info"
+    log_format: str | None = None  # json or console; None: console on a terminal
     kafka_security: KafkaSecurity = PLAINTEXT
 
     @classmethod
@@ -116,6 +119,7 @@ class Settings:
             session_timeout_ms=_positive(env, "LEDGER_SESSION_TIMEOUT_MS", 6000),
             clock_interval_s=_seconds(env, "LEDGER_CLOCK_INTERVAL_S"),
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),
+            log_format=_log_format(env),
             kafka_security=KafkaSecurity.from_env(env),
         )
 
@@ -123,6 +127,13 @@ class Settings:
         # The database URL may carry a password; KafkaSecurity leaves its password out.
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return mask_secrets(f"Settings({shown})")
+
+
+def _log_format(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("LEDGER_LOG_FORMAT") or "").lower()
+    if raw and raw not in ("json", "console"):
+        raise ConfigError(f"LEDGER_LOG_FORMAT must be json or console, got {raw!r}")
+    return raw or None
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,4 +1,8 @@
-"""Structured JSON logs on stderr, with the message context bound at the edges and secrets masked."""
+"""Structured logs on stderr, with the message context bound at the edges and secrets masked.
+
+JSON lines when piped or in containers; readable columns (structlog's console renderer) when
+stderr is a terminal. LEDGER_LOG_FORMAT=json|console overrides.
+"""
 
 from __future__ import annotations
 
@@ -86,16 +90,32 @@ class MaskSecrets(logging.Filter):
         return True
 
 
-def configure(level: str = "info") -> None:
-    """Send one JSON object per line to stderr; context variables first, then the event."""
+FORMATS = ("json", "console")
+
+
+def chosen_format(log_format: str | None, is_terminal: bool) -> str:
+    """The format to write: the one asked for, else console on a terminal and JSON elsewhere."""
+    if log_format:
+        return log_format
+    return "console" if is_terminal else "json"
+
+
+def configure(level: str = "info", log_format: str | None = None) -> None:
+    """Log to stderr, context variables first, then the event: JSON lines or console columns."""
+    is_terminal = sys.stderr.isatty()
+    renderer: Any
+    if chosen_format(log_format, is_terminal) == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=is_terminal)
+    else:
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
+            structlog.processors.format_exc_info,  # before masking: tracebacks are masked too
             redact_secrets,
-            structlog.processors.JSONRenderer(sort_keys=False),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

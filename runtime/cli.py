@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         return int(args.action(args, settings, codec))
     except (
         ConfigError,

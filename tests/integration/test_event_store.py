@@ -141,17 +141,22 @@ class TestEventsWakeup:
         finally:
             wakeup.close()
 
-    def test_one_wake_for_every_commit_before_it(
-        self, servers: Servers, ledger: BillingLedger
-    ) -> None:
-        """Three commits, one wake; the next wait times out."""
+    def test_no_more_wakes_than_commits(self, servers: Servers, ledger: BillingLedger) -> None:
+        """Three commits wake the waiter at least once and at most three times, never more.
+
+        Notifications that arrived before a wake are consumed by it; how many of the three have
+        arrived by then depends on the server, so only the bounds are promised.
+        """
         wakeup = EventsWakeup(servers.database_url)
         try:
             wakeup.wait(0.1)
             for prefix in ("a", "b", "c"):
                 ledger.save(*accounts(1, prefix))
             assert wakeup.wait(30) is True
-            assert wakeup.wait(0.2) is False
+            later_wakes = 0
+            while wakeup.wait(0.5):
+                later_wakes += 1
+                assert later_wakes <= 2, "more wakes than commits"
         finally:
             wakeup.close()
 
