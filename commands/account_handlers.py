@@ -1,31 +1,14 @@
 """The handlers of account commands that do more than hand their fields to the account.
 
-Every other account command is handled by `to_account`: its own fields go, by name, to the
-account method of the same name as the command (RecordPayment -> Account.record_payment).
+Every other account command is passed on by the command table (table.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from commands.messages import AccountCommand, ChangePlan, OpenAccount, Subscribe
+from commands.messages import ChangePlan, OpenAccount, Subscribe
 from commands.unit_of_work import UnitOfWork
 from ledger.account import Account, AccountAlreadyOpen
 from ledger.plan_terms import price_for_change, terms_for
-
-
-def to_account(method: str) -> Callable[[Any, UnitOfWork], None]:
-    """The handler that passes a command's own fields to `method` of the account it names."""
-
-    def handle(command: AccountCommand, work: UnitOfWork) -> None:
-        getattr(work.require_account(command.account_id), method)(
-            command_id=command.command_id,
-            issued_at=command.issued_at,
-            **command.own_fields(),
-        )
-
-    return handle
 
 
 def open_account(command: OpenAccount, work: UnitOfWork) -> None:

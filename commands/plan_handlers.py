@@ -1,11 +1,8 @@
-"""The handlers of the plan catalogue's commands, on the plan each names."""
+"""The handler of DefinePlan; the catalogue's other commands are passed on by table.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from commands.messages import DefinePlan, PlanCommand
+from commands.messages import DefinePlan
 from commands.unit_of_work import UnitOfWork
 from ledger.plans import Plan, PlanAlreadyDefined
 
@@ -31,14 +28,3 @@ def define_plan(command: DefinePlan, work: UnitOfWork) -> None:
             trial_days=command.trial_days,
         )
     )
-
-
-def to_plan(method: str) -> Callable[[Any, UnitOfWork], None]:
-    """The handler that passes a plan command's own fields to `method` of the plan it names."""
-
-    def handle(command: PlanCommand, work: UnitOfWork) -> None:
-        getattr(work.require_plan(command.plan_id), method)(
-            command_id=command.command_id, issued_at=command.issued_at, **command.own_fields()
-        )
-
-    return handle

@@ -39,16 +39,30 @@ class Row:
         return self.command.__name__
 
 
-def passed_on(command: type[m.AccountCommand], **converters: Callable[[Any], Any]) -> Row:
-    """A row whose record fields map by name and whose fields go to the account method of its name."""
-    return Row(
-        command, mapping.by_field_names(command, **converters), account.to_account(_verb(command))
-    )
+def passed_on(
+    command: type[m.AccountCommand] | type[m.PlanCommand],
+    method: str | None = None,
+    **converters: Callable[[Any], Any],
+) -> Row:
+    """A row whose record fields map by name and whose own fields go, by name, to `method`
+    (by default the command's name: RecordPayment -> record_payment) of its aggregate."""
+    verb = method or re.sub(r"(?<!^)(?=[A-Z])", "_", command.__name__).lower()
+    return Row(command, mapping.by_field_names(command, **converters), to_aggregate(verb))
 
 
-def _verb(command: type[Command]) -> str:
-    """RecordPayment -> record_payment: the domain method a pass-through command calls."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", command.__name__).lower()
+def to_aggregate(method: str) -> Handler:
+    """The handler that calls `method` of the account (or plan) the command names."""
+
+    def handle(command: Command, work: UnitOfWork) -> None:
+        if isinstance(command, m.PlanCommand):
+            aggregate: Any = work.require_plan(command.plan_id)
+        else:
+            aggregate = work.require_account(command.key)
+        getattr(aggregate, method)(
+            command_id=command.command_id, issued_at=command.issued_at, **command.own_fields()
+        )
+
+    return handle
 
 
 COMMANDS: tuple[Row, ...] = (
@@ -57,8 +71,8 @@ COMMANDS: tuple[Row, ...] = (
         mapping.by_field_names(m.DefinePlan, interval_unit=IntervalUnit),
         plan.define_plan,
     ),
-    Row(m.RevisePlan, mapping.by_field_names(m.RevisePlan), plan.to_plan("revise")),
-    Row(m.RetirePlan, mapping.by_field_names(m.RetirePlan), plan.to_plan("retire")),
+    passed_on(m.RevisePlan, "revise"),
+    passed_on(m.RetirePlan, "retire"),
     Row(m.OpenAccount, mapping.open_account, account.open_account),
     Row(m.Subscribe, mapping.subscribe, account.subscribe),
     Row(m.ChangePlan, mapping.by_field_names(m.ChangePlan), account.change_plan),
@@ -66,7 +80,7 @@ COMMANDS: tuple[Row, ...] = (
     passed_on(m.RecordPayment),
     passed_on(m.FailCharge, reason=ChargeFailureReason),
     passed_on(m.Renegotiate, invoice_ids=tuple),
-    Row(m.SetDunningPolicy, mapping.set_dunning_policy, account.to_account("set_dunning_policy")),
+    Row(m.SetDunningPolicy, mapping.set_dunning_policy, to_aggregate("set_dunning_policy")),
     passed_on(m.ReportHardship),
     passed_on(m.AnnouncePriceChange),
     passed_on(m.PauseSubscription),
