@@ -17,10 +17,13 @@ from typing import Any
 from commands.mapping import key_field_of
 from infra import logs
 from infra.config import VARIABLES, ConfigError, Settings
-from infra.kafka import clients
+from infra.kafka import KafkaClients, Outgoing, clients
+from infra.postgres import redact
 from local import embedded
+from projections.registry import read_model_tables
 from runtime import analytics, runner, send
 from wire.codec import AvroCodec, AvroError
+from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
 
 EPILOG = "Environment:\n" + "\n".join(f"  {name}\n      {text}" for name, text in VARIABLES.items())
 
@@ -91,9 +94,14 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         description="Publish commands as an upstream system would. Either name a command and "
         "give its fields as flags, or pass --file with one JSON object per line: "
         '{"type": "OpenAccount", "account_id": "acc-1", ...}. command_id defaults to a new '
-        "UUID and issued_at to now. Prints one JSON line per command sent.",
+        "UUID and issued_at to now. Then waits for each command's result on "
+        "billing.command-results and prints it: on a terminal one line per command, else one "
+        "JSON line per command (type, command_id, key, status, event_ids or rejection). Exit "
+        "status: 0 every command accepted, 1 some rejected, 3 some result did not arrive "
+        "within --timeout, 2 nothing sent (bad input or no broker).",
     )
     sender.add_argument("--file", type=Path, help="JSON-lines file of commands ('-' for stdin)")
+    add_wait_flags(sender, argparse.Namespace(no_wait=False, timeout=WAIT_TIMEOUT_S))
     sender.set_defaults(action=do_send, command_type=None)
     types = sender.add_subparsers(dest="command_type", metavar="COMMAND")
     for command_type in send.command_names(codec):
@@ -131,6 +139,27 @@ def add_db_parser(verbs: Any) -> None:
     grant.set_defaults(action=do_grant_analytics)
 
 
+WAIT_TIMEOUT_S = 30.0
+
+
+def add_wait_flags(parser: argparse.ArgumentParser, defaults: argparse.Namespace | None) -> None:
+    """--no-wait and --timeout, on `send` (with defaults) and on each command (without, so
+    that `send --no-wait OpenAccount ...` and `send OpenAccount --no-wait ...` both work)."""
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        default=defaults.no_wait if defaults else argparse.SUPPRESS,
+        help="print each command as sent and exit, without waiting for its result",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=defaults.timeout if defaults else argparse.SUPPRESS,
+        help=f"how long to wait for the results (default {WAIT_TIMEOUT_S:g})",
+    )
+
+
 def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
     """A `send <command>` parser with one flag per field of the command's schema."""
     schema = codec.schema(f"billing.commands.{command_type}")
@@ -150,6 +179,7 @@ def add_command_parser(types: Any, codec: AvroCodec, command_type: str) -> None:
             + hint
             + (f" Default: {avro_field['default']!r}." if "default" in avro_field else ""),
         )
+    add_wait_flags(sub, None)
     sub.set_defaults(field_kinds={f["name"]: _flag_kind(f["type"])[0] for f in schema["fields"]})
 
 
@@ -180,8 +210,30 @@ def do_run(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> in
         if args.clock < 0:
             raise ConfigError(f"--clock must not be negative, got {args.clock}")
         settings = replace(settings, clock_interval_s=args.clock)
-    runner.run(settings, stop)
+    runner.run(settings, stop, on_running=print_banner if sys.stdout.isatty() else None)
     return 0
+
+
+def print_banner(where: runner.Endpoints) -> None:
+    """Tell a person at a terminal where the ledger runs and how to use and stop it."""
+    print(banner(where), flush=True)
+
+
+def banner(where: runner.Endpoints) -> str:
+    """The few lines `ledger run` starts with on a terminal."""
+    return "\n".join(
+        [
+            "billing-ledger is running.",
+            f"  PostgreSQL  {redact(where.database_url)}",
+            f"  Kafka       {where.kafka.bootstrap} (cluster {where.cluster_id})",
+            f"  topics      {COMMANDS_TOPIC} in; {EVENTS_TOPIC}, {RESULTS_TOPIC}, "
+            f"{DEAD_LETTER_TOPIC} out",
+            "  read models " + ", ".join(read_model_tables()),
+            "Send a command from another terminal:",
+            "  ledger send OpenAccount --account-id acc-1 --currency EUR --customer-reference crm-1",
+            "Stop with Ctrl-C (the batch in flight is finished first).",
+        ]
+    )
 
 
 def do_grant_analytics(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
@@ -257,17 +309,50 @@ def do_send(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
             messages.append((record, send.encode_command(codec, command_type, record)))
         except AvroError as error:
             raise send.SendError(f"line {number}: {command_type}: {error}") from None
-    producer = clients(_bootstrap(settings), settings).producer()
-    try:
-        producer.produce_batch([message for _, message in messages])
-    finally:
-        producer.close()
+    kafka = clients(_bootstrap(settings), settings)
+    results = _send_and_wait(kafka, codec, [m for _, m in messages], args)
+    lines = []
     for (record, _), (_, command_type, _) in zip(messages, items, strict=True):
         key = key_field_of(command_type)
-        print(
-            json.dumps({"type": command_type, "command_id": record["command_id"], key: record[key]})
-        )
-    return 0
+        sent = {"type": command_type, "command_id": record["command_id"], key: record[key]}
+        result = results.get(record["command_id"]) if results is not None else None
+        if results is None:
+            lines.append(json.dumps(sent))
+        elif sys.stdout.isatty():
+            lines.append(send.describe_result(command_type, str(record[key]), result))
+        else:
+            lines.append(json.dumps(sent | send.result_summary(result), default=str))
+    print("\n".join(lines))
+    return _send_status(results, len(messages))
+
+
+def _send_and_wait(
+    kafka: KafkaClients, codec: AvroCodec, messages: list[Outgoing], args: argparse.Namespace
+) -> dict[str, dict[str, Any]] | None:
+    """Publish `messages`; unless --no-wait, answer the results that arrived in time."""
+    reader = None if args.no_wait else kafka.reader()
+    producer = kafka.producer()
+    try:
+        if reader is not None:
+            reader.assign_at_end(RESULTS_TOPIC)  # before sending: no result can be missed
+        producer.produce_batch(messages)
+        if reader is None:
+            return None
+        command_ids = [codec.decode(m.value).record["command_id"] for m in messages]
+        return send.await_results(reader, codec, command_ids, args.timeout)
+    finally:
+        producer.close()
+        if reader is not None:
+            reader.close()
+
+
+def _send_status(results: dict[str, dict[str, Any]] | None, sent: int) -> int:
+    """0 all accepted (or not waited for), 1 some rejected, 3 some result missing."""
+    if results is None:
+        return 0
+    if len(results) < sent:
+        return 3
+    return 1 if any(r["status"] != "ACCEPTED" for r in results.values()) else 0
 
 
 def _fields_from_flags(args: argparse.Namespace) -> dict[str, Any]:

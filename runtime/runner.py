@@ -102,8 +102,14 @@ def open_ledger(database_url: str) -> BillingLedger:
             connection.execute("SELECT pg_advisory_unlock(%s)", (EVENT_STORE_LOCK_KEY,))
 
 
-def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
+OnRunning = Callable[["Endpoints"], None]
+
+
+def run(settings: Settings, stop: threading.Event, on_running: OnRunning | None = None) -> None:
     """Run the three loops until `stop` is set; each finishes its batch in flight first.
+
+    `on_running` is called with the endpoints once the loops run (each time, after a new
+    cluster).
 
     If the broker turns out to be another cluster (the embedded broker restarted, losing its
     topics), the loops are stopped, the loss is reported, and they start again on the new
@@ -112,14 +118,14 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
     with servers(settings) as (database_url, bootstrap):
         while not stop.is_set():
             where = connect_kafka(settings, database_url, bootstrap)
-            replacement = run_on_cluster(settings, where, stop, ready)
+            replacement = run_on_cluster(settings, where, stop, on_running)
             if replacement is not None:
                 report_replaced_cluster(where, replacement)
     logger.info("ledger.stopped")
 
 
 def run_on_cluster(
-    settings: Settings, where: Endpoints, stop: threading.Event, ready: threading.Event | None
+    settings: Settings, where: Endpoints, stop: threading.Event, on_running: OnRunning | None
 ) -> str | None:
     """Run the loops until `stop` is set (answers None) or the cluster id changes (answers it)."""
     halt = threading.Event()
@@ -139,8 +145,8 @@ def run_on_cluster(
         for thread in threads:
             thread.start()
         logger.info("ledger.running", loops=[name for name, _ in loops])
-        if ready is not None:
-            ready.set()
+        if on_running is not None:
+            on_running(where)
         admin = where.kafka.admin()
         stack.callback(admin.close)
         while replacement is None and not stop.wait(CLUSTER_CHECK_S):

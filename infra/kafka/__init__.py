@@ -9,6 +9,7 @@ from infra.kafka.protocols import (
     Outgoing,
     Partition,
     Producer,
+    Reader,
     TopicSpec,
     last_offsets,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Outgoing",
     "Partition",
     "Producer",
+    "Reader",
     "TopicSpec",
     "TrackedLoop",
     "clients",

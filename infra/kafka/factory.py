@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from infra.config import Settings
-from infra.kafka.kafka_python import KafkaPythonAdmin, KafkaPythonConsumer, KafkaPythonProducer
-from infra.kafka.protocols import Admin, Consumer, Producer
+from infra.kafka.kafka_python import (
+    KafkaPythonAdmin,
+    KafkaPythonConsumer,
+    KafkaPythonProducer,
+    KafkaPythonReader,
+)
+from infra.kafka.protocols import Admin, Consumer, Producer, Reader
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,10 @@ class KafkaClients:
     def consumer(self, group_id: str) -> Consumer:
         """A consumer in `group_id` that reads from the positions its caller seeks to."""
         return KafkaPythonConsumer(self.bootstrap, group_id, self.settings)
+
+    def reader(self) -> Reader:
+        """A reader of whole topics from their end on, in no consumer group."""
+        return KafkaPythonReader(self.bootstrap, self.settings)
 
     def admin(self) -> Admin:
         """An admin client: topics and the cluster id."""

@@ -125,6 +125,44 @@ class KafkaPythonConsumer:
         self._consumer.close(autocommit=False)
 
 
+class KafkaPythonReader:
+    """A consumer in no group on kafka-python: it reads what arrives after it was positioned."""
+
+    def __init__(self, bootstrap: str, settings: Settings) -> None:
+        self._consumer = KafkaConsumer(
+            **client_options(bootstrap, settings.kafka_security),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
+
+    def assign_at_end(self, topic: str) -> None:
+        """Assign every partition of `topic` and fix each position at its current end.
+
+        The positions are resolved here, before the caller produces anything: a lazy
+        seek_to_end would be evaluated at the first poll and could skip what came before.
+        """
+        numbers = self._consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise KafkaError(f"the broker has no topic {topic!r}")
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            self._consumer.position(partition)
+
+    def poll_batch(self, timeout_s: float) -> list[Message]:
+        records = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
+        return [
+            Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+            for batch in records.values()
+            for r in batch
+        ]
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
 class KafkaPythonAdmin:
     """Admin client on kafka-python."""
 

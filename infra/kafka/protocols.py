@@ -77,6 +77,14 @@ class Consumer(Protocol):
     def close(self) -> None: ...
 
 
+class Reader(Protocol):
+    """Reads every partition of a topic from its end on, outside any consumer group."""
+
+    def assign_at_end(self, topic: str) -> None: ...
+    def poll_batch(self, timeout_s: float) -> list[Message]: ...
+    def close(self) -> None: ...
+
+
 class Admin(Protocol):
     """Creates topics and tells which cluster the ledger is connected to."""
 

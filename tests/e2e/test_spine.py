@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,6 +86,71 @@ def balances_row(database_url: str, account_id: str) -> tuple[object, ...] | Non
 
 def for_account(account_id: str, reads: list[Read]) -> list[Read]:
     return [r for r in reads if r.key == account_id.encode()]
+
+
+def send_and_wait(servers: Servers, *args: str) -> tuple[int, list[dict[str, object]]]:
+    """`ledger send ARGS` waiting for the results: its exit status and the JSON lines it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "send", *args, "--timeout", "90"],
+        env={**os.environ, "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+
+class TestSendWaits:
+    """`ledger send` waits for each command's result and prints it."""
+
+    def test_an_accepted_command_is_printed_with_its_events(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes]
+    ) -> None:
+        """OpenAccount: ACCEPTED with the id of its one event; exit status 0."""
+        status, (printed,) = send_and_wait(
+            servers,
+            "OpenAccount",
+            "--account-id",
+            "acc-wait",
+            "--currency",
+            "EUR",
+            "--customer-reference",
+            "crm-wait",
+        )
+        assert status == 0
+        assert (printed["type"], printed["account_id"], printed["status"]) == (
+            "OpenAccount",
+            "acc-wait",
+            "ACCEPTED",
+        )
+        assert isinstance(printed["event_ids"], list) and len(printed["event_ids"]) == 1
+
+    def test_a_rejection_is_printed_with_its_code_and_field(
+        self, servers: Servers, ledger_run: subprocess.Popen[bytes], tmp_path: Path
+    ) -> None:
+        """A Subscribe to an unknown account: REJECTED unknown_account on account_id; status 1."""
+        commands = tmp_path / "commands.jsonl"
+        commands.write_text(
+            json.dumps(
+                {
+                    "type": "Subscribe",
+                    "account_id": "nobody",
+                    "subscription_id": "s1",
+                    "plan_id": "custom",
+                    "price_minor": 900,
+                    "currency": "EUR",
+                    "interval_unit": "MONTH",
+                }
+            )
+            + "\n"
+        )
+        status, (printed,) = send_and_wait(servers, "--file", str(commands))
+        assert status == 1
+        assert printed["status"] == "REJECTED"
+        rejection = printed["rejection"]
+        assert isinstance(rejection, dict)
+        assert (rejection["code"], rejection["field"]) == ("unknown_account", "account_id")
 
 
 class TestSpine:

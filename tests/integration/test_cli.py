@@ -41,6 +41,7 @@ class TestSend:
         env = {"LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap}
         by_flags = ledger(
             "send",
+            "--no-wait",
             "OpenAccount",
             "--account-id",
             "acc-cli",
@@ -59,7 +60,7 @@ class TestSend:
             '{"type": "OpenAccount", "account_id": "acc-cli-2", "currency": "JPY",'
             ' "customer_reference": "crm-2", "command_id": "6f1c8e4e-8d7a-4a55-9a43-0d4f7c1b2a10"}\n'
         )
-        by_file = ledger("send", "--file", str(lines), env=env)
+        by_file = ledger("send", "--file", str(lines), "--no-wait", env=env)
         assert by_file.returncode == 0, by_file.stderr
         printed = [json.loads(line) for line in (by_flags.stdout + by_file.stdout).splitlines()]
         assert [p["type"] for p in printed] == ["OpenAccount", "Subscribe", "OpenAccount"]
@@ -102,6 +103,7 @@ class TestSend:
             "DAY",
             "--interval-count",
             "10",
+            "--no-wait",
             env=env,
         )
         assert result.returncode == 0, result.stderr
