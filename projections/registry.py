@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from projections.balances import Balances
+from projections.forecast import Forecast
+from projections.metrics import Metrics
 from projections.plans import Plans
 from projections.projector import POSITIONS_TABLE, Projection
+from projections.subscriptions import Subscriptions
 
-READ_MODELS: tuple[Projection, ...] = (Balances(), Plans())
+READ_MODELS: tuple[Projection, ...] = (Balances(), Plans(), Subscriptions(), Forecast(), Metrics())
 
 
 def read_model_tables() -> tuple[str, ...]:

@@ -1,0 +1,294 @@
+"""The subscriptions read model: every subscription's terms and status as they changed.
+
+One row per subscription and account event that changed it (`subscription_versions`), so the
+cash-flow forecast can project the invoices a subscription will issue as of any past time,
+and the metrics can read each subscription's MRR at any time. A row is keyed by the account
+version of its event: an event republished by the relay (at-least-once) inserts nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import psycopg
+
+TABLE = "subscription_versions"
+COLUMNS = (
+    "account_id",
+    "subscription_id",
+    "account_version",
+    "valid_from",
+    "cause",
+    "currency",
+    "plan_id",
+    "price_minor",
+    "interval_unit",
+    "interval_count",
+    "days_until_due",
+    "started_at",
+    "trial_ends_at",
+    "anchor",
+    "cycle_base",
+    "cycles_invoiced",
+    "first_invoiced_at",
+    "status",
+    "cancel_at",
+    "announced_price_minor",
+    "announced_from",
+    "mrr_minor",
+)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscription_versions (
+    account_id text NOT NULL,
+    subscription_id text NOT NULL,
+    account_version bigint NOT NULL,
+    valid_from timestamptz NOT NULL,
+    cause text NOT NULL,
+    currency text NOT NULL,
+    plan_id text NOT NULL,
+    price_minor bigint NOT NULL,
+    interval_unit text NOT NULL,
+    interval_count integer NOT NULL,
+    days_until_due integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    trial_ends_at timestamptz,
+    anchor timestamptz,
+    cycle_base integer NOT NULL,
+    cycles_invoiced integer NOT NULL,
+    first_invoiced_at timestamptz,
+    status text NOT NULL,
+    cancel_at timestamptz,
+    announced_price_minor bigint,
+    announced_from timestamptz,
+    mrr_minor bigint NOT NULL,
+    PRIMARY KEY (account_id, subscription_id, account_version)
+);
+CREATE INDEX IF NOT EXISTS subscription_versions_by_time
+    ON subscription_versions (currency, valid_from);
+COMMENT ON TABLE subscription_versions IS
+    'One row per change of a subscription: its terms and status from valid_from on (business time).';
+COMMENT ON COLUMN subscription_versions.account_version IS
+    'The account event that made this version; the latest version at or before a time is the state then.';
+COMMENT ON COLUMN subscription_versions.valid_from IS
+    'Business time from which this version holds: the event''s occurred_at, or a cancellation''s effective_at.';
+COMMENT ON COLUMN subscription_versions.cause IS
+    'What changed: subscribed, invoiced, plan_changed, price_announced, price_applied, paused, resumed, '
+    'cancellation_scheduled, cancelled, reactivated, suspended_for_nonpayment, cancelled_for_nonpayment.';
+COMMENT ON COLUMN subscription_versions.price_minor IS
+    'Price per billing interval in force, in minor units of currency.';
+COMMENT ON COLUMN subscription_versions.interval_unit IS 'DAY, MONTH or YEAR; billed every interval_count of them.';
+COMMENT ON COLUMN subscription_versions.days_until_due IS 'Days from a cycle''s start (its invoice) to its due date.';
+COMMENT ON COLUMN subscription_versions.anchor IS
+    'Start of cycle number cycle_base after a resume or reactivation; null: cycles count from trial_ends_at, else started_at.';
+COMMENT ON COLUMN subscription_versions.cycles_invoiced IS 'Billing cycles invoiced so far; the next cycle has this number.';
+COMMENT ON COLUMN subscription_versions.first_invoiced_at IS
+    'When the first charged cycle was invoiced; null during a trial (no MRR yet).';
+COMMENT ON COLUMN subscription_versions.status IS 'ACTIVE (also while past due), PAUSED or CANCELLED.';
+COMMENT ON COLUMN subscription_versions.cancel_at IS 'A scheduled cancellation: no cycle starting at or after it is invoiced.';
+COMMENT ON COLUMN subscription_versions.announced_price_minor IS
+    'An announced price, applied to the first cycle starting on or after announced_from.';
+COMMENT ON COLUMN subscription_versions.mrr_minor IS
+    'Monthly recurring revenue of this version in minor units: 0 unless ACTIVE and past its trial; '
+    'MONTH price/count, YEAR price/(12 count), DAY price x 30/count, rounded half up.';
+"""
+
+
+def monthly_minor(price_minor: int, interval_unit: str, interval_count: int) -> int:
+    """A price per interval normalised to a month, rounded half up to the minor unit.
+
+    Yearly prices are divided by 12, every N days is multiplied by 30/N.
+    """
+    if interval_unit == "DAY":
+        exact = Fraction(price_minor * 30, interval_count)
+    elif interval_unit == "YEAR":
+        exact = Fraction(price_minor, 12 * interval_count)
+    else:
+        exact = Fraction(price_minor, interval_count)
+    return (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
+
+
+def mrr_of(version: dict[str, Any]) -> int:
+    """The MRR a subscription version contributes: active, and its first cycle invoiced."""
+    if version["status"] != "ACTIVE" or version["first_invoiced_at"] is None:
+        return 0
+    return monthly_minor(
+        version["price_minor"], version["interval_unit"], version["interval_count"]
+    )
+
+
+class Subscriptions:
+    """Applies subscription events to subscription_versions, inside the caller's transaction."""
+
+    name = "subscriptions"
+    tables: tuple[str, ...] = (TABLE,)
+    schema = SCHEMA
+
+    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
+        """Apply one decoded event; events that change no subscription are ignored."""
+        if event_type == "Subscribed":
+            self._insert(cursor, record, _subscribed(record))
+        elif event_type == "DunningFinalAction":
+            self._final_action(cursor, record)
+        elif event_type in _CHANGES and record.get("subscription_id"):
+            previous = self._latest(cursor, record, record["subscription_id"])
+            if previous is not None:
+                changed = _CHANGES[event_type](previous, record)
+                if changed is not None:
+                    self._insert(cursor, record, changed)
+
+    def _final_action(self, cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+        if record["action"] == "NONE":
+            return
+        cursor.execute(
+            "SELECT DISTINCT subscription_id FROM subscription_versions WHERE account_id = %s",
+            (record["account_id"],),
+        )
+        for (subscription_id,) in cursor.fetchall():
+            previous = self._latest(cursor, record, subscription_id)
+            if previous is None or previous["status"] == "CANCELLED":
+                continue
+            version = previous
+            if record["action"] == "SUSPEND":
+                version.update(status="PAUSED", cause="suspended_for_nonpayment")
+            else:
+                version.update(status="CANCELLED", cancel_at=None, cause="cancelled_for_nonpayment")
+            self._insert(cursor, record, version)
+
+    def _latest(
+        self, cursor: psycopg.Cursor[Any], record: dict[str, Any], subscription_id: str
+    ) -> dict[str, Any] | None:
+        cursor.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM subscription_versions "
+            "WHERE account_id = %s AND subscription_id = %s AND account_version < %s "
+            "ORDER BY account_version DESC LIMIT 1",
+            (record["account_id"], subscription_id, record["account_version"]),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        state = dict(zip(COLUMNS, row, strict=True))
+        for derived in ("account_version", "valid_from", "mrr_minor"):  # set by the new version
+            del state[derived]
+        return state
+
+    def _insert(
+        self, cursor: psycopg.Cursor[Any], record: dict[str, Any], version: dict[str, Any]
+    ) -> None:
+        version.setdefault("valid_from", record["occurred_at"])
+        version |= {"account_version": record["account_version"], "mrr_minor": mrr_of(version)}
+        cursor.execute(
+            f"INSERT INTO subscription_versions ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT DO NOTHING",
+            tuple(version[column] for column in COLUMNS),
+        )
+
+
+def _subscribed(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "account_id": record["account_id"],
+        "subscription_id": record["subscription_id"],
+        "cause": "subscribed",
+        "currency": record["currency"],
+        "plan_id": record["plan_id"],
+        "price_minor": record["price_minor"],
+        "interval_unit": record["interval_unit"],
+        "interval_count": record["interval_count"],
+        "days_until_due": record["days_until_due"],
+        "started_at": record["occurred_at"],
+        "trial_ends_at": record["trial_ends_at"],
+        "anchor": None,
+        "cycle_base": 0,
+        "cycles_invoiced": 0,
+        "first_invoiced_at": None,
+        "status": "ACTIVE",
+        "cancel_at": None,
+        "announced_price_minor": None,
+        "announced_from": None,
+    }
+
+
+def _invoiced(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | None:
+    cycles = max(version["cycles_invoiced"], record["cycle"] + 1)
+    first: datetime | None = version["first_invoiced_at"] or record["occurred_at"]
+    if cycles == version["cycles_invoiced"] and first == version["first_invoiced_at"]:
+        return None  # a proration invoice: the schedule is unchanged
+    return version | {"cycles_invoiced": cycles, "first_invoiced_at": first, "cause": "invoiced"}
+
+
+def _plan_changed(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return version | {
+        "plan_id": record["plan_id"],
+        "price_minor": record["price_minor"],
+        "days_until_due": record["days_until_due"],
+        "cause": "plan_changed",
+    }
+
+
+def _announced(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return version | {
+        "announced_price_minor": record["new_price_minor"],
+        "announced_from": record["effective_from"],
+        "cause": "price_announced",
+    }
+
+
+def _price_applied(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return version | {
+        "price_minor": record["price_minor"],
+        "announced_price_minor": None,
+        "announced_from": None,
+        "cause": "price_applied",
+    }
+
+
+def _paused(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return version | {"status": "PAUSED", "cause": "paused"}
+
+
+def _restarted(version: dict[str, Any], anchor: datetime, cause: str) -> dict[str, Any]:
+    return version | {
+        "status": "ACTIVE",
+        "anchor": anchor,
+        "cycle_base": version["cycles_invoiced"],
+        "cancel_at": None,
+        "cause": cause,
+    }
+
+
+def _resumed(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return _restarted(version, record["anchor"], "resumed")
+
+
+def _scheduled(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    return version | {"cancel_at": record["cancel_at"], "cause": "cancellation_scheduled"}
+
+
+def _cancelled(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    # Churn is dated when the subscription ends, not when the clock noticed it.
+    return version | {
+        "status": "CANCELLED",
+        "cancel_at": None,
+        "valid_from": record["effective_at"],
+        "cause": "cancelled",
+    }
+
+
+def _reactivated(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    if record["anchor"] is None:
+        return version | {"cancel_at": None, "cause": "reactivated"}
+    return _restarted(version, record["anchor"], "reactivated")
+
+
+_CHANGES = {
+    "InvoiceIssued": _invoiced,
+    "PlanChanged": _plan_changed,
+    "PriceChangeAnnounced": _announced,
+    "PriceChangeApplied": _price_applied,
+    "SubscriptionPaused": _paused,
+    "SubscriptionResumed": _resumed,
+    "CancellationScheduled": _scheduled,
+    "SubscriptionCancelled": _cancelled,
+    "SubscriptionReactivated": _reactivated,
+}
