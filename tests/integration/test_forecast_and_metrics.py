@@ -16,10 +16,12 @@ from commands.messages import (
     Charge,
     Command,
     RecordFeedback,
+    SetDunningPolicy,
 )
 from infra.postgres import create_tables
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
+from ledger.dunning import DunningPolicy, FinalAction
 from projections.registry import READ_MODELS
 from runtime.report_forecast import forecast_report
 from runtime.report_metrics import metrics_report
@@ -61,8 +63,15 @@ def feedback(account_id: str, score: int, when: datetime) -> RecordFeedback:
 def scenario() -> list[Command]:
     """acc-1 pays 15.00 a month by card from 31 Jan, fails a charge of its second invoice then
     pays it, and cancels at the period's end (31 Mar); acc-2 pays 120.00 a year by bank
-    transfer after a 30-day trial (ends 1 Mar) and leaves its first invoice unpaid."""
+    transfer after a 30-day trial (ends 1 Mar) and leaves its first invoice unpaid; acc-3
+    (in USD) pays 10.00 a month never, and its dunning policy cancels it 21 days past due."""
     return [
+        open_account("acc-3", currency="USD"),
+        SetDunningPolicy(
+            new_command_id(), "acc-3", ISSUED_AT, DunningPolicy(final_action=FinalAction.CANCEL)
+        ),
+        subscribe("acc-3", price_minor=1000, currency="USD"),
+        advance_clock("acc-3", issued_at=at(3, 1)),
         open_account("acc-1"),
         method("acc-1", "credit_card"),
         subscribe("acc-1"),
@@ -81,6 +90,7 @@ def scenario() -> list[Command]:
         feedback("acc-2", 9, at(3, 12)),
         advance_clock("acc-1", issued_at=at(4, 2)),
         advance_clock("acc-2", issued_at=at(4, 2)),
+        advance_clock("acc-3", issued_at=at(4, 2)),
     ]
 
 
@@ -105,7 +115,7 @@ def fixture_events() -> list[tuple[str, dict[str, Any]]]:
     for command in scenario():
         (outcome,) = send(command)
         assert outcome.rejection is None, outcome.rejection
-    return decoded_events(ledger, ["acc-1", "acc-2"])
+    return decoded_events(ledger, ["acc-1", "acc-2", "acc-3"])
 
 
 @pytest.fixture(name="database")
@@ -137,7 +147,7 @@ class TestForecast:
     ) -> None:
         """acc-1's cycles from 29 Feb, 31 Mar, 30 Apr are due 14 Mar, 14 Apr, 14 May (15.00 each);
         acc-2's first cycle after the trial (1 Mar) is due 15 Mar (120.00); nothing else in 90 days."""
-        report = forecast_report(database, as_of=datetime(2024, 2, 20, tzinfo=UTC))
+        report = forecast_report(database, as_of=datetime(2024, 2, 20, tzinfo=UTC), currency="EUR")
         due = {
             row["day"]: row["scheduled_minor"] for row in report["days"] if row["scheduled_minor"]
         }
@@ -165,7 +175,7 @@ class TestForecast:
     def test_past_days_against_collected_cash(self, database: psycopg.Connection[Any]) -> None:
         """As of 2 Apr: of the 30 days before, only 5 Mar collected cash (15.00), which the
         forecast of 27 Feb had not expected on that day: MAPE 100%."""
-        report = forecast_report(database, as_of=at(4, 2, 12))
+        report = forecast_report(database, as_of=at(4, 2, 12), currency="EUR")
         (fifth,) = rows_with(report["accuracy"], day="2024-03-05")
         assert (fifth["expected_minor"], fifth["collected_minor"]) == (0, 1500)
         (fifteenth,) = rows_with(report["accuracy"], day="2024-03-15")
@@ -181,7 +191,7 @@ class TestMetrics:
     @pytest.fixture(name="report")
     def fixture_report(self, database: psycopg.Connection[Any]) -> dict[str, list[dict[str, Any]]]:
         """The metrics report as of 2 April 12:00."""
-        return metrics_report(database, as_of=at(4, 2, 12))
+        return metrics_report(database, as_of=at(4, 2, 12), currency="EUR")
 
     def test_monthly_mrr_and_movements(self, report: dict[str, list[dict[str, Any]]]) -> None:
         """Jan: new 15.00; Feb: unchanged; Mar: acc-2 new 10.00 (120.00 / 12), acc-1's 15.00
@@ -242,3 +252,21 @@ class TestMetrics:
             1,
         )
         assert (march["net_score"], march["churn_pct"]) == (0.0, 50.0)
+
+
+class TestInvoluntaryChurn:
+    """The dunning's final action churns the customer involuntarily, dated when it acts."""
+
+    def test_cancelled_for_nonpayment(self, database: psycopg.Connection[Any]) -> None:
+        """acc-3's first invoice, due 14 Feb, is 21 days past due on 6 Mar: the clock of 1 Mar
+        does nothing yet, the clock of 2 Apr cancels it: 10.00 churned in April, involuntary."""
+        report = metrics_report(database, as_of=at(4, 2, 12))
+        months = {row["period"]: row for row in rows_with(report["monthly"], currency="USD")}
+        assert months["2024-03"]["mrr_minor"] == 1000
+        april = months["2024-04"]
+        assert (april["churn_minor"], april["mrr_minor"]) == (1000, 0)
+        assert (april["churned_customers_voluntary"], april["churned_customers_involuntary"]) == (
+            0,
+            1,
+        )
+        assert rows_with(report["monthly"], currency="EUR")  # both currencies, apart
