@@ -1,0 +1,1 @@
+"""`ledger demo`: a simulated subscription book played through the ledger, and its dashboard."""
