@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.mapping import key_field_of
+from demo.command import add_demo_parser
 from infra import logs
 from infra.config import VARIABLES, ConfigError, Settings
 from infra.kafka import KafkaClients, Outgoing, clients
@@ -57,7 +58,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send,db}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,demo,infra,send,db}")
 
     run = verbs.add_parser(
         "run",
@@ -77,6 +78,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         "account (overrides LEDGER_CLOCK_INTERVAL_S)",
     )
     run.set_defaults(action=do_run)
+    add_demo_parser(verbs)
 
     infra = verbs.add_parser(
         "infra",
