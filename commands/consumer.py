@@ -94,9 +94,10 @@ class CommandConsumer:
 
     def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)
-        handled = handle_batch(self.ledger, self.codec, fresh)
+        handled = handle_batch(self.ledger, self.codec, fresh, self.cluster_id)
         if handled.dead_letters:
             self.producer.produce_batch(handled.dead_letters)
+            crash_point("commands.after_dead_letters")
         positions = self._positions(messages)
         self.ledger.save(*handled.work.changed, positions=positions)
         crash_point("commands.after_save")
@@ -123,14 +124,16 @@ class Handled:
     dead_letters: list[Outgoing]
 
 
-def handle_batch(ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Message]) -> Handled:
-    """Decode `messages` and process their commands, changing aggregates in memory only.
+def handle_batch(
+    ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Message], cluster_id: str
+) -> Handled:
+    """Decode `messages` (read on `cluster_id`) and process their commands, in memory only.
 
     Nothing is saved or sent: the caller produces the dead letters and saves `work.changed`.
     A command whose handling failed (a bug) is rejected `internal_error`, and the batch runs
     again on a fresh unit of work, so one bad command never stops the partition.
     """
-    deliveries, dead = _decode(codec, messages)
+    deliveries, dead = _decode(codec, messages, cluster_id)
     poisoned: frozenset[str] = frozenset()
     while True:
         work = UnitOfWork(ledger)
@@ -145,7 +148,9 @@ def handle_batch(ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Mes
             )
 
 
-def _decode(codec: AvroCodec, messages: Sequence[Message]) -> tuple[list[Delivery], list[Outgoing]]:
+def _decode(
+    codec: AvroCodec, messages: Sequence[Message], cluster_id: str
+) -> tuple[list[Delivery], list[Outgoing]]:
     deliveries: list[Delivery] = []
     dead: list[Outgoing] = []
     for message in messages:
@@ -154,9 +159,12 @@ def _decode(codec: AvroCodec, messages: Sequence[Message]) -> tuple[list[Deliver
             try:
                 deliveries.append(_delivery(codec, message))
             except AvroError as error:
-                dead.append(dead_letter(message, error.code, str(error)))
+                dead.append(dead_letter(message, error.code, str(error), cluster_id=cluster_id))
             except Undeliverable as error:
-                dead.append(dead_letter(message, error.code, str(error), error.headers))
+                headers = error.headers
+                dead.append(
+                    dead_letter(message, error.code, str(error), headers, cluster_id=cluster_id)
+                )
     return deliveries, dead
 
 

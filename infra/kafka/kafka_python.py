@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -10,6 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.serializer import Serializer
 
 from infra.config import PLAINTEXT, KafkaSecurity, Settings
 from infra.kafka.protocols import Message, Outgoing, Partition, TopicSpec
@@ -41,8 +43,27 @@ def client_options(bootstrap: str, security: KafkaSecurity) -> dict[str, Any]:
     return options
 
 
+class _NoKey:
+    """Stands for an absent key where kafka-python's `send` refuses None (see `_KeyBytes`)."""
+
+
+_NO_KEY = _NoKey()
+
+
+class _KeyBytes(Serializer):  # type: ignore[misc]
+    """Keys as they are, `_NO_KEY` as an absent key.
+
+    kafka-python's `send` refuses a message with neither key nor value, which Kafka allows;
+    the dead letter of a keyless tombstone is one. The check comes before serialization, so
+    such a message goes in with `_NO_KEY` and leaves the serializer with no key.
+    """
+
+    def serialize(self, topic: str, headers: list[tuple[str, bytes]], data: Any) -> bytes | None:
+        return None if data is _NO_KEY else data
+
+
 class KafkaPythonProducer:
-    """Producer on kafka-python: idempotent, acks=all."""
+    """Producer on kafka-python: idempotent, acks=all; keys and values sent exactly as given."""
 
     def __init__(self, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._producer = KafkaProducer(
@@ -50,11 +71,17 @@ class KafkaPythonProducer:
             acks="all",
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
+            key_serializer=_KeyBytes(),
         )
 
     def produce_batch(self, messages: Sequence[Outgoing]) -> None:
         futures = [
-            self._producer.send(m.topic, value=m.value, key=m.key, headers=list(m.headers))
+            self._producer.send(
+                m.topic,
+                value=m.value,
+                key=_NO_KEY if m.key is None and m.value is None else m.key,
+                headers=list(m.headers),
+            )
             for m in messages
         ]
         self._producer.flush()
@@ -196,3 +223,41 @@ class KafkaPythonAdmin:
 
     def close(self) -> None:
         self._admin.close()
+
+
+def high_watermarks(
+    bootstrap: str,
+    security: KafkaSecurity,
+    topic: str,
+    start: Mapping[int, int],
+    timeout_s: float = 10.0,
+) -> dict[int, int]:
+    """The high watermark (the next offset to be written) of each partition of `topic`.
+
+    Read from fetch responses, starting at `start[partition]` (0 if absent), not from
+    ListOffsets: the embedded broker answers ListOffsets LATEST wrongly for batched records.
+    A partition the broker did not answer for within `timeout_s` is left out.
+    """
+    consumer = KafkaConsumer(
+        **client_options(bootstrap, security),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        for partition in partitions:
+            consumer.seek(partition, start.get(partition.partition, 0))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(
+            consumer.highwater(p) is None for p in partitions
+        ):
+            consumer.poll(timeout_ms=200, max_records=1)
+        marks = {p.partition: consumer.highwater(p) for p in partitions}
+        return {number: int(mark) for number, mark in marks.items() if mark is not None}
+    finally:
+        consumer.close(autocommit=False)

@@ -37,11 +37,11 @@ def last_offsets(messages: Iterable[Message]) -> dict[Partition, int]:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message to write to Kafka."""
+    """A message to write to Kafka; a value of None is a tombstone."""
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: Headers = ()
 
 

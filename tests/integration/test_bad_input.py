@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaProducer
 
 from commands.consumer import MAX_COMMAND_BYTES
+from infra.kafka import Outgoing, clients
 from tests.helpers import CODEC, Servers, open_account, read_until, subscribe
 from tests.integration.test_command_consumer import (  # noqa: F401 (fixture_handler is used by name)
     Handler,
@@ -158,3 +159,33 @@ class TestAMessageNearTheBrokersLimit:
         assert dead.value == huge[:MAX_DEAD_LETTER_VALUE_BYTES]
         assert dead.headers["dead_letter.original_bytes"] == b"1000000"
         assert dead.headers["dead_letter.reason"] == b"oversized"
+
+
+class TestTombstones:
+    """A tombstone (no value) is dead-lettered as a tombstone, keyed or not."""
+
+    def test_the_dead_letters_carry_no_value_and_the_original_key(
+        self, servers: Servers, handler: Handler
+    ) -> None:
+        """Both tombstones come back with value None, their key as it was, and an id each."""
+        producer = clients(servers.kafka_bootstrap).producer()
+        try:
+            producer.produce_batch(
+                [
+                    Outgoing(COMMANDS_TOPIC, b"acc-t", None),
+                    Outgoing(COMMANDS_TOPIC, None, None),
+                    Outgoing(COMMANDS_TOPIC, b"acc-u", value("OpenAccount", open_account("acc-u"))),
+                ]
+            )
+        finally:
+            producer.close()
+        (outcome,) = handler.run_until(1)
+        assert outcome.rejection is None
+        letters = read_until(
+            servers.kafka_bootstrap, DEAD_LETTER_TOPIC, lambda found: len(found) >= 2
+        )
+        assert sorted((d.key or b"", d.value) for d in letters) == [(b"", None), (b"acc-t", None)]
+        assert {d.key for d in letters} == {None, b"acc-t"}
+        assert {d.headers["dead_letter.reason"] for d in letters} == {b"not_single_object_encoded"}
+        ids = {d.headers["dead_letter.id"] for d in letters}
+        assert len(ids) == 2

@@ -39,14 +39,19 @@ class TestOptimisticConcurrency:
     ) -> None:
         """Both handle a Subscribe on version 1; the later save raises and stores nothing."""
         first, second = ledgers
-        opened = handle_batch(first, CODEC, [message(0, "OpenAccount", open_account("acc-c"))])
+        opened = handle_batch(
+            first, CODEC, [message(0, "OpenAccount", open_account("acc-c"))], "cluster-t"
+        )
         first.save(*opened.work.changed, positions=[Tracking("test/commands/0", 0)])
 
-        mine = handle_batch(first, CODEC, [message(1, "Subscribe", subscribe("acc-c"))])
+        mine = handle_batch(
+            first, CODEC, [message(1, "Subscribe", subscribe("acc-c"))], "cluster-t"
+        )
         theirs = handle_batch(
             second,
             CODEC,
             [message(1, "Subscribe", subscribe("acc-c", subscription_id="sub-other"))],
+            "cluster-t",
         )
         first.save(*mine.work.changed, positions=[Tracking("test/commands/0", 1)])
         with pytest.raises(IntegrityError):
@@ -64,15 +69,19 @@ class TestOptimisticConcurrency:
     ) -> None:
         """Handled again from the store, the refused command applies on top of the winner's."""
         first, second = ledgers
-        opened = handle_batch(first, CODEC, [message(0, "OpenAccount", open_account("acc-d"))])
+        opened = handle_batch(
+            first, CODEC, [message(0, "OpenAccount", open_account("acc-d"))], "cluster-t"
+        )
         first.save(*opened.work.changed)
         record = subscribe("acc-d", subscription_id="sub-late")
-        stale = handle_batch(second, CODEC, [message(1, "Subscribe", record)])
-        winner = handle_batch(first, CODEC, [message(2, "Subscribe", subscribe("acc-d"))])
+        stale = handle_batch(second, CODEC, [message(1, "Subscribe", record)], "cluster-t")
+        winner = handle_batch(
+            first, CODEC, [message(2, "Subscribe", subscribe("acc-d"))], "cluster-t"
+        )
         first.save(*winner.work.changed)
         with pytest.raises(IntegrityError):
             second.save(*stale.work.changed)
-        retried = handle_batch(second, CODEC, [message(1, "Subscribe", record)])
+        retried = handle_batch(second, CODEC, [message(1, "Subscribe", record)], "cluster-t")
         second.save(*retried.work.changed)
         account = first.account("acc-d")
         assert account is not None
