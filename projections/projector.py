@@ -2,6 +2,9 @@
 
 Each batch's rows and the (topic, partition, offset) it applied are written in one
 transaction; on assignment the projector resumes from those positions, kept per Kafka cluster.
+Nothing on billing.events stops the projector: a record that is not an event is
+dead-lettered, and an event a projection fails to apply is rolled back alone (a savepoint per
+event), recorded in projection_failures and its account marked stale (projections.failures).
 """
 
 from __future__ import annotations
@@ -23,8 +26,17 @@ from infra.kafka import (
 )
 from infra.kafka.tracked import TrackedLoop
 from infra.postgres import Reconnecting, create_tables
+from projections.failures import (
+    FAILURES_SCHEMA,
+    owner_of,
+    record_failure,
+    stale_accounts,
+)
 from wire.codec import AvroCodec, AvroError
 from wire.dead_letters import dead_letter
+from wire.event_records import EVENT_SCHEMAS
+
+EVENT_SCHEMA_NAMES = frozenset(EVENT_SCHEMAS.values())
 
 logger = structlog.get_logger(__name__)
 
@@ -77,7 +89,7 @@ class Projector:
 
     def _create_tables(self, connection: psycopg.Connection[Any]) -> None:
         schemas = (projection.schema for projection in self.projections)
-        create_tables(connection, POSITIONS_SCHEMA, *schemas)
+        create_tables(connection, POSITIONS_SCHEMA, FAILURES_SCHEMA, *schemas)
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -108,24 +120,84 @@ class Projector:
 
     def _apply(self, messages: list[Message]) -> int:
         dead: list[Outgoing] = []
+        failed = 0
         connection = self.connection
         with connection.transaction(), connection.cursor() as cursor:
+            stale = stale_accounts(cursor, self.name)
             for message in messages:
-                try:
-                    decoded = self.codec.decode(message.value or b"")
-                except AvroError as error:
-                    dead.append(dead_letter(message, error.code, str(error)))
-                    continue
-                event_type = decoded.schema_name.rpartition(".")[2]
-                for projection in self.projections:
-                    projection.apply(cursor, event_type, decoded.record)
+                failed += not self._project(connection, cursor, message, stale, dead)
                 if message is messages[len(messages) // 2]:
                     crash_point("projector.mid_batch")
             if dead:
                 self.producer.produce_batch(dead)
             self._store_positions(cursor, messages)
-        logger.debug("projector.applied", events=len(messages), dead_letters=len(dead))
+        logger.debug(
+            "projector.applied", events=len(messages), dead_letters=len(dead), failed=failed
+        )
         return len(messages)
+
+    def _project(
+        self,
+        connection: psycopg.Connection[Any],
+        cursor: psycopg.Cursor[Any],
+        message: Message,
+        stale: set[str],
+        dead: list[Outgoing],
+    ) -> bool:
+        """Apply one message's event unless its account is stale; False if it failed now."""
+        event = self._event(message, dead)
+        if event is None:
+            return True
+        owner = owner_of(event[1])
+        if owner is not None and owner in stale:
+            return True  # frozen at the event before its failure, until rebuilt
+        if self._apply_event(connection, cursor, message, *event):
+            return True
+        if owner is not None:
+            stale.add(owner)
+        return False
+
+    def _event(self, message: Message, dead: list[Outgoing]) -> tuple[str, dict[str, Any]] | None:
+        """(event type, record) of an event message; anything else goes to `dead`."""
+        try:
+            decoded = self.codec.decode(message.value or b"")
+        except AvroError as error:
+            dead.append(dead_letter(message, error.code, str(error), cluster_id=self.cluster_id))
+            return None
+        if decoded.schema_name not in EVENT_SCHEMA_NAMES:
+            detail = f"{decoded.schema_name} is not an event schema"
+            dead.append(dead_letter(message, "not_an_event", detail, cluster_id=self.cluster_id))
+            return None
+        return decoded.schema_name.rpartition(".")[2], decoded.record
+
+    def _apply_event(
+        self,
+        connection: psycopg.Connection[Any],
+        cursor: psycopg.Cursor[Any],
+        message: Message,
+        event_type: str,
+        record: dict[str, Any],
+    ) -> bool:
+        """Apply one event in a savepoint; answer False if a projection failed (recorded)."""
+        try:
+            with connection.transaction():
+                for projection in self.projections:
+                    projection.apply(cursor, event_type, record)
+        except Exception as error:
+            if connection.broken or isinstance(error, psycopg.OperationalError):
+                raise  # the database, not the event: the batch is read again
+            owner = owner_of(record)
+            logger.exception(
+                "projector.apply.failed",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                event_type=event_type,
+                account_id=owner,
+            )
+            record_failure(cursor, (self.cluster_id, self.name), message, event_type, owner, error)
+            return False
+        return True
 
     def _store_positions(self, cursor: psycopg.Cursor[Any], messages: list[Message]) -> None:
         cursor.executemany(

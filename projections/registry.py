@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.balances import Balances
+from projections.failures import FAILURES_TABLE
 from projections.forecast import Forecast
 from projections.metrics import Metrics
 from projections.plans import Plans
@@ -10,8 +11,11 @@ from projections.projector import POSITIONS_TABLE, Projection
 from projections.subscriptions import Subscriptions
 
 READ_MODELS: tuple[Projection, ...] = (Balances(), Plans(), Subscriptions(), Forecast(), Metrics())
+# The projector that feeds READ_MODELS in `ledger run`: its positions and failures carry it.
+READ_MODELS_PROJECTOR = "read-models"
 
 
 def read_model_tables() -> tuple[str, ...]:
-    """Every table of the read models, and the projector's positions, in registry order."""
-    return (*(table for model in READ_MODELS for table in model.tables), POSITIONS_TABLE)
+    """Every table of the read models, the projector's positions and failures, in order."""
+    tables = (table for model in READ_MODELS for table in model.tables)
+    return (*tables, POSITIONS_TABLE, FAILURES_TABLE)

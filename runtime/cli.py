@@ -23,6 +23,7 @@ from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
 from runtime import analytics, runner, send
+from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
 
@@ -58,7 +59,9 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,demo,infra,send,db}")
+    verbs = parser.add_subparsers(
+        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections}"
+    )
 
     run = verbs.add_parser(
         "run",
@@ -109,7 +112,29 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     for command_type in send.command_names(codec):
         add_command_parser(types, codec, command_type)
     add_db_parser(verbs)
+    add_projections_parser(verbs)
     return parser
+
+
+def add_projections_parser(verbs: Any) -> None:
+    """`ledger projections status`: the read models against the head of billing.events."""
+    projections = verbs.add_parser(
+        "projections",
+        help="show how far the read models are behind billing.events, and what failed",
+        description="Inspect the read models the projector feeds (LEDGER_DATABASE_URL and "
+        "LEDGER_KAFKA_BOOTSTRAP, or the running embedded servers).",
+    )
+    operations = projections.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    status = operations.add_parser(
+        "status",
+        help="each read model's position and lag, failed events and stale accounts",
+        description="For each partition of billing.events: the last offset the read models "
+        "applied, the head (the high watermark of a fetch) and the lag between them; then "
+        "every event a read model failed to apply (projection_failures) and the accounts "
+        "that are stale because of it (their rows stop before the failed event).",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(action=do_projections_status)
 
 
 def add_db_parser(verbs: Any) -> None:
@@ -249,6 +274,14 @@ def do_grant_analytics(args: argparse.Namespace, settings: Settings, codec: Avro
             )
     grant = analytics.grant_analytics(_database_url(settings), args.role, password)
     print(grant.describe())
+    return 0
+
+
+def do_projections_status(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger projections status`."""
+    kafka = clients(_bootstrap(settings), settings)
+    status = projections_status(_database_url(settings), kafka)
+    print(json.dumps(status.as_dict(), indent=2) if args.json else status.describe())
     return 0
 
 

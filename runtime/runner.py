@@ -18,7 +18,7 @@ from ledger.application import BillingLedger
 from local import embedded
 from outbox.relay import EventRelay
 from projections.projector import Projector
-from projections.registry import READ_MODELS
+from projections.registry import READ_MODELS, READ_MODELS_PROJECTOR
 from runtime.clock import Clock
 from wire.codec import AvroCodec
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -237,7 +237,7 @@ def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tu
     producer = where.kafka.producer()
     stack.callback(producer.close)
     projector = Projector(
-        "read-models",
+        READ_MODELS_PROJECTOR,
         READ_MODELS,
         consumer,
         producer,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from infra.config import Settings
@@ -10,6 +11,7 @@ from infra.kafka.kafka_python import (
     KafkaPythonConsumer,
     KafkaPythonProducer,
     KafkaPythonReader,
+    high_watermarks,
 )
 from infra.kafka.protocols import Admin, Consumer, Producer, Reader
 
@@ -36,6 +38,10 @@ class KafkaClients:
     def admin(self) -> Admin:
         """An admin client: topics and the cluster id."""
         return KafkaPythonAdmin(self.bootstrap, self.settings.kafka_security)
+
+    def high_watermarks(self, topic: str, start: Mapping[int, int]) -> dict[int, int]:
+        """The next offset to be written to each partition of `topic`, from fetch responses."""
+        return high_watermarks(self.bootstrap, self.settings.kafka_security, topic, start)
 
 
 def clients(bootstrap: str, settings: Settings | None = None) -> KafkaClients:
