@@ -8,7 +8,8 @@ URL itself, the event store's pool gets them through `LedgerPostgresFactory`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -171,18 +172,72 @@ class Reconnecting:
             self._connection = None
 
 
-# "ledger" + 2: one worker at a time creates the tables of the relay and the read models.
-SCHEMA_LOCK_KEY = 0x6C65646765720002
+# Locks the ledger depends on are table locks on empty tables of its own, which a role without
+# UPDATE, DELETE or TRUNCATE on them cannot take (an advisory lock any role of the database
+# can take, e.g. the analytics role). A table lock held in an idle transaction assigns no
+# transaction id, so unlike a row lock it holds back no vacuum.
+SCHEMA_LOCK_TABLE = "ledger_schema_lock"  # one worker at a time creates tables
+RELAY_LEADER_TABLE = "ledger_relay_leader"  # one relay publishes at a time
+LOCK_TABLES = (SCHEMA_LOCK_TABLE, RELAY_LEADER_TABLE)
+_CREATE_ATTEMPTS = 10
+
+
+def ensure_lock_table(connection: psycopg.Connection[Any], table: str) -> None:
+    """Create the empty lock table `table` unless it exists, in a transaction of its own.
+
+    Workers creating it at the same moment collide in PostgreSQL's catalog (duplicate
+    pg_type); the losers try again and find it there.
+    """
+    statement = SQL("CREATE TABLE IF NOT EXISTS {} ()").format(Identifier(table))
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            with connection.transaction():
+                connection.execute(statement)
+            return
+        except psycopg.errors.UniqueViolation:
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+
+
+@contextmanager
+def schema_lock(connection: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction on `connection` holding the ledger's schema lock: one worker at a time."""
+    ensure_lock_table(connection, SCHEMA_LOCK_TABLE)
+    with connection.transaction():
+        connection.execute(
+            SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(Identifier(SCHEMA_LOCK_TABLE))
+        )
+        yield
+
+
+def try_lead(connection: psycopg.Connection[Any], table: str) -> bool:
+    """Take the lock `table` stands for, without waiting, in a transaction left open.
+
+    The lock lasts until the transaction ends or the connection dies (a crashed leader's
+    lock goes with its connection). `connection` must not be autocommit, and should be
+    exempt from idle_in_transaction_session_timeout (see `exempt_from_idle_timeout`).
+    """
+    try:
+        connection.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE NOWAIT").format(Identifier(table)))
+    except psycopg.errors.LockNotAvailable:
+        connection.rollback()
+        return False
+    return True
+
+
+def exempt_from_idle_timeout(connection: psycopg.Connection[Any]) -> None:
+    """Let the session stay idle in a transaction (it holds a lock) whatever the server's default."""
+    connection.execute("SET idle_in_transaction_session_timeout = 0")
+    connection.commit()
 
 
 def create_tables(connection: psycopg.Connection[Any], *statements: str) -> None:
     """Run `statements` (CREATE TABLE IF NOT EXISTS ...) in one transaction, one worker at a time.
 
     PostgreSQL refuses the same table created by concurrent transactions (duplicate pg_type),
-    so workers starting together take turns on a transaction-scoped advisory lock.
+    so workers starting together take turns on the schema lock.
     """
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+    with schema_lock(connection):
         for statement in statements:
             connection.execute(statement)
 

@@ -2,8 +2,9 @@
 
 Events reach Kafka only from here, never by writing to Kafka and PostgreSQL separately. The
 last published notification id is stored in PostgreSQL per Kafka cluster, so a new (empty)
-cluster gets the whole history again. One relay publishes at a time: the others wait on a
-PostgreSQL advisory lock.
+cluster gets the whole history again. One relay publishes at a time: the leader holds a lock
+on the table ledger_relay_leader in a transaction left open on a connection of its own, which
+only the ledger's role can take; the others try again on each step.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ import structlog
 
 from infra.faults import crash_point
 from infra.kafka import Producer
-from infra.postgres import Reconnecting, create_tables
+from infra.postgres import (
+    RELAY_LEADER_TABLE,
+    Reconnecting,
+    create_tables,
+    ensure_lock_table,
+    exempt_from_idle_timeout,
+    try_lead,
+)
 from ledger.application import BillingLedger
 from wire.codec import AvroCodec
 from wire.event_records import outgoing
 
 logger = structlog.get_logger(__name__)
 
-RELAY_LOCK_KEY = 0x6C65646765720001  # "ledger" + 1: one relay per database
 CREATE_POSITIONS = """
 CREATE TABLE IF NOT EXISTS ledger_relay_positions (
     cluster_id text NOT NULL,
@@ -53,8 +60,9 @@ class EventRelay:
         self.batch_size = batch_size
         self._database = Reconnecting(database_url, autocommit=True, on_connect=create_table)
         self._database.get()
-        # The advisory lock belongs to one connection: a new connection leads only once it
-        # takes the lock again.
+        # The lead is a lock held in an open transaction of this connection: a new connection
+        # leads only once it takes the lock again.
+        self._leader = Reconnecting(database_url, on_connect=_prepare_leader)
         self._leading_on: object | None = None
 
     def run_once(self) -> int:
@@ -90,7 +98,8 @@ class EventRelay:
         return int(row[0]) if row else 0
 
     def close(self) -> None:
-        """Release the lead and the connection."""
+        """Release the lead and the connections."""
+        self._leader.close()
         self._database.close()
 
     def _store(self, notification_id: int) -> None:
@@ -101,15 +110,19 @@ class EventRelay:
         )
 
     def _lead(self) -> bool:
-        connection = self._database.get()
-        if self._leading_on is not connection:
-            row: Any = connection.execute(
-                "SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,)
-            ).fetchone()
-            if row and row[0]:
-                self._leading_on = connection
-                logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
+        connection = self._leader.get()
+        if self._leading_on is connection:
+            connection.execute("SELECT 1")  # raises if the connection, and so the lead, is lost
+            return True
+        if try_lead(connection, RELAY_LEADER_TABLE):
+            self._leading_on = connection
+            logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
         return self._leading_on is connection
+
+
+def _prepare_leader(connection: psycopg.Connection[Any]) -> None:
+    ensure_lock_table(connection, RELAY_LEADER_TABLE)
+    exempt_from_idle_timeout(connection)
 
 
 def create_table(connection: psycopg.Connection[Any]) -> None:

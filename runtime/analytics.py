@@ -1,8 +1,9 @@
 """Read-only access for analytics users: a PostgreSQL role that reads the read models only.
 
 `grant_analytics` gives a login role SELECT on the read-model tables, and on the tables the
-ledger's user creates later, and nothing on the event store, in one transaction that it
-checks before committing. Running it again changes nothing.
+ledger's user creates later, and nothing on the event store or the ledger's lock tables, in
+one transaction that it checks before committing. The role has a connection limit and
+timeouts, and can create nothing (no TEMP either). Running it again changes nothing.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from infra.postgres import connect, redact
+from infra.postgres import LOCK_TABLES, connect, redact
 from projections.registry import read_model_tables
 
 # The tables of the read models, readable by analytics users, as the registry lists them.
 READ_MODEL_TABLES = read_model_tables()
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
-# library's events and tracking tables) and the relay's positions. A table the ledger's user
-# creates later is readable by default: add any new non-read-model table here.
-PROTECTED_TABLES = ("billing_events", "billing_tracking", "ledger_relay_positions")
+# library's events and tracking tables), the relay's positions and the lock tables. A table
+# the ledger's user creates later is readable by default: add any new non-read-model table here.
+PROTECTED_TABLES = ("billing_events", "billing_tracking", "ledger_relay_positions", *LOCK_TABLES)
+# Bounds on what one analytics user can hold: sessions, and how long a statement or an idle
+# transaction (which keeps its read locks) may last. Role defaults: a session may SET others.
+CONNECTION_LIMIT = 5
+ROLE_SETTINGS = {"statement_timeout": "30s", "idle_in_transaction_session_timeout": "60s"}
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
@@ -48,6 +53,9 @@ class Grant:
                 *([f"SELECT once created: {', '.join(self.pending)}"] if self.pending else []),
                 f"SELECT on the tables {self.owner} creates later in {self.schema}",
                 f"nothing on {', '.join(self.protected)}",
+                f"CONNECTION LIMIT {CONNECTION_LIMIT}, "
+                + ", ".join(f"{name} {value}" for name, value in ROLE_SETTINGS.items()),
+                "no CREATE anywhere, no TEMP (revoked from PUBLIC on the database)",
             ]
         )
 
@@ -88,6 +96,17 @@ def _grant(connection: psycopg.Connection[Any], role: str, password: str | None)
             "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
         ).format(sql.Identifier(owner), sql.Identifier(schema), who),
         sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(_tables(schema, PROTECTED_TABLES), who),
+        # TEMP is PUBLIC's by default, and a grant to PUBLIC cannot be revoked for one role.
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC, {}").format(
+            sql.Identifier(database), who
+        ),
+        sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(who, sql.Literal(CONNECTION_LIMIT)),
+        *(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                who, sql.Identifier(name), sql.Literal(value)
+            )
+            for name, value in ROLE_SETTINGS.items()
+        ),
     ]
     if readable:
         # Exactly SELECT, whatever the role held before.
@@ -98,11 +117,14 @@ def _grant(connection: psycopg.Connection[Any], role: str, password: str | None)
     for statement in statements:
         connection.execute(statement)
     _check_privileges(connection, role, schema, readable)
+    _check_creates_nothing(connection, role, database, schema)
     pending = tuple(t for t in READ_MODEL_TABLES if t not in tables)
     return Grant(role, created, database, schema, owner, readable, pending)
 
 
-def _one(connection: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+def _one(
+    connection: psycopg.Connection[Any], query: str, params: tuple[Any, ...] | dict[str, Any] = ()
+) -> Any:
     row = connection.execute(query, params).fetchone()
     assert row is not None
     return row
@@ -183,6 +205,32 @@ def _check_privileges(
     if wrong:
         raise AnalyticsError(
             f"role {role} would end with {'; '.join(wrong)}, through PUBLIC or another grant: "
+            "revoke those first"
+        )
+
+
+def _check_creates_nothing(
+    connection: psycopg.Connection[Any], role: str, database: str, schema: str
+) -> None:
+    """Refuse to commit if the role could create a schema, a table or a temporary table."""
+    held = _one(
+        connection,
+        "SELECT has_database_privilege(%(role)s::name, %(db)s::text, 'CREATE'), "
+        "has_database_privilege(%(role)s::name, %(db)s::text, 'TEMPORARY'), "
+        "has_schema_privilege(%(role)s::name, %(schema)s::text, 'CREATE'), "
+        "(SELECT rolcreatedb OR rolcreaterole FROM pg_roles WHERE rolname = %(role)s)",
+        {"role": role, "db": database, "schema": schema},
+    )
+    names = (
+        f"CREATE on database {database}",
+        f"TEMPORARY on database {database} (run as the database's owner)",
+        f"CREATE on schema {schema}",
+        "CREATEDB or CREATEROLE",
+    )
+    wrong = [name for name, has in zip(names, held, strict=True) if has]
+    if wrong:
+        raise AnalyticsError(
+            f"role {role} would hold {'; '.join(wrong)}, through PUBLIC or another grant: "
             "revoke those first"
         )
 

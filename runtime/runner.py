@@ -13,7 +13,7 @@ import structlog
 from commands.consumer import CommandConsumer
 from infra.config import Settings
 from infra.kafka import Admin, KafkaClients, TopicSpec, clients
-from infra.postgres import EventsWakeup, connect, event_store_env, redact
+from infra.postgres import EventsWakeup, connect, event_store_env, redact, schema_lock
 from ledger.application import BillingLedger
 from local import embedded
 from outbox.relay import EventRelay
@@ -28,7 +28,6 @@ IDLE_SLEEP_S = 0.05
 # The relay waits this long for a commit's notification before it looks at the store anyway.
 RELAY_IDLE_WAIT_S = 0.5
 CLUSTER_CHECK_S = 2.0
-EVENT_STORE_LOCK_KEY = 0x6C65646765720003  # "ledger" + 3: one worker creates the tables at a time
 
 
 @dataclass(frozen=True)
@@ -92,14 +91,11 @@ def open_ledger(database_url: str) -> BillingLedger:
 
     The library creates the event store's tables on first use with CREATE TABLE IF NOT
     EXISTS, which fails in all but one of several workers starting together on an empty
-    database (PostgreSQL's catalog refuses the same type twice); a lock makes them take turns.
+    database (PostgreSQL's catalog refuses the same type twice); the schema lock makes them
+    take turns.
     """
-    with connect(database_url, autocommit=True) as connection:
-        connection.execute("SELECT pg_advisory_lock(%s)", (EVENT_STORE_LOCK_KEY,))
-        try:
-            return BillingLedger(env=event_store_env(database_url))
-        finally:
-            connection.execute("SELECT pg_advisory_unlock(%s)", (EVENT_STORE_LOCK_KEY,))
+    with connect(database_url) as connection, schema_lock(connection):
+        return BillingLedger(env=event_store_env(database_url))
 
 
 OnRunning = Callable[["Endpoints"], None]

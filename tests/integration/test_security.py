@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,13 +20,27 @@ from eventsourcing.utils import Environment
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from infra.postgres import LedgerPostgresFactory, connect, event_store_env
+from commands.handlers import Delivery, process
+from commands.mapping import command_from_record, content_digest
+from commands.unit_of_work import UnitOfWork
+from infra.kafka import clients
+from infra.postgres import (
+    LOCK_TABLES,
+    LedgerPostgresFactory,
+    connect,
+    create_tables,
+    ensure_lock_table,
+    event_store_env,
+)
 from ledger.application import BillingLedger
-from outbox.relay import CREATE_POSITIONS
-from projections.balances import SCHEMA as BALANCES_SCHEMA
+from ledger.receipts import Source
+from outbox.relay import CREATE_POSITIONS, EventRelay
+from projections.failures import FAILURES_SCHEMA
 from projections.projector import POSITIONS_SCHEMA
+from projections.registry import READ_MODELS, read_model_tables
+from runtime.analytics import CONNECTION_LIMIT, PROTECTED_TABLES
 from runtime.runner import open_ledger
-from tests.helpers import Servers
+from tests.helpers import CODEC, Servers, open_account
 
 pytestmark = pytest.mark.integration
 
@@ -147,8 +162,10 @@ def ledger_cli(*args: str, database_url: str, **env: str) -> subprocess.Complete
 def fixture_ledger_tables(servers: Servers) -> str:
     """The test database with the tables `ledger run` creates: read models, event store, relay."""
     with connect(servers.database_url, autocommit=True) as connection:
-        for schema in (BALANCES_SCHEMA, POSITIONS_SCHEMA, CREATE_POSITIONS):
-            connection.execute(schema)
+        schemas = (model.schema for model in READ_MODELS)
+        create_tables(connection, POSITIONS_SCHEMA, FAILURES_SCHEMA, CREATE_POSITIONS, *schemas)
+        for table in LOCK_TABLES:
+            ensure_lock_table(connection, table)
         connection.execute(
             "INSERT INTO balances (account_id, currency, customer_reference, account_version, "
             "updated_at) VALUES ('acc-1', 'EUR', 'crm-1', 1, now())"
@@ -291,3 +308,122 @@ def privileges(database_url: str) -> list[tuple[object, ...]]:
             "UNION ALL SELECT 'database', datacl::text FROM pg_database "
             "WHERE datname = current_database() ORDER BY 1"
         ).fetchall()
+
+
+# The advisory lock keys the ledger used before its locks became table locks.
+OLD_ADVISORY_KEYS = (0x6C65646765720001, 0x6C65646765720002, 0x6C65646765720003)
+
+
+@pytest.fixture(name="analytics")
+def fixture_analytics(ledger_tables: str, role: str) -> Iterator[psycopg.Connection[Any]]:
+    """A session of a role made by `ledger db grant-analytics`."""
+    granted = ledger_cli(
+        "db",
+        "grant-analytics",
+        "--role",
+        role,
+        "--password-env",
+        "ANALYTICS_PASSWORD",
+        database_url=ledger_tables,
+        ANALYTICS_PASSWORD="s3cret-analytics",
+    )
+    assert granted.returncode == 0, granted.stderr
+    with as_role(ledger_tables, role, "s3cret-analytics") as connection:
+        yield connection
+
+
+def refused(connection: psycopg.Connection[Any], statement: sql.Composable | str) -> bool:
+    """Whether `statement` fails for lack of privilege (the session stays usable)."""
+    try:
+        connection.execute(statement)  # type: ignore[arg-type]
+    except errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+class TestTheAnalyticsRoleCannotStopTheLedger:
+    """The analytics role reads every read model, and holds nothing the ledger needs."""
+
+    def test_it_reads_every_read_model_table(self, analytics: psycopg.Connection[Any]) -> None:
+        """SELECT works on each table of the registry, the projector's positions and failures."""
+        for table in read_model_tables():
+            analytics.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+
+    def test_it_reads_nothing_else_of_the_ledger(self, analytics: psycopg.Connection[Any]) -> None:
+        """The event store, the relay's positions and the lock tables are refused."""
+        for table in PROTECTED_TABLES:
+            assert refused(analytics, sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
+
+    def test_it_takes_no_lock_of_the_ledgers(self, analytics: psycopg.Connection[Any]) -> None:
+        """No table lock beyond ACCESS SHARE on any table, no row lock on a read model."""
+        modes = ("ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE", "EXCLUSIVE")
+        for table in (*read_model_tables(), *PROTECTED_TABLES):
+            for mode in (*modes, "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"):
+                statement = sql.SQL("LOCK TABLE {} IN {} MODE NOWAIT").format(
+                    sql.Identifier(table), sql.SQL(mode)
+                )
+                with analytics.transaction():
+                    assert refused(analytics, statement), (table, mode)
+                    raise_rollback()
+        for clause in ("FOR UPDATE", "FOR NO KEY UPDATE", "FOR SHARE", "FOR KEY SHARE"):
+            assert refused(analytics, f"SELECT * FROM balances {clause}")
+
+    def test_it_creates_nothing(self, analytics: psycopg.Connection[Any]) -> None:
+        """No table, no temporary table, no schema, no role, no database."""
+        assert refused(analytics, "CREATE TABLE mine (x int)")
+        assert refused(analytics, "CREATE TEMPORARY TABLE mine (x int)")
+        assert refused(analytics, "CREATE SCHEMA mine")
+        assert refused(analytics, "CREATE ROLE mine")
+        assert refused(analytics, "CREATE DATABASE mine")
+
+    def test_its_sessions_are_bounded(
+        self, analytics: psycopg.Connection[Any], ledger_tables: str, role: str
+    ) -> None:
+        """A connection limit, a statement timeout and an idle-in-transaction timeout."""
+        assert analytics.execute("SHOW statement_timeout").fetchone() == ("30s",)
+        idle = analytics.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+        assert idle == ("1min",)
+        with connect(ledger_tables) as connection:
+            limit = connection.execute(
+                "SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+        assert limit == (CONNECTION_LIMIT,)
+
+    def test_it_cannot_stall_the_relay(
+        self, servers: Servers, analytics: psycopg.Connection[Any]
+    ) -> None:
+        """Holding every advisory lock the ledger ever used, and trying its lock tables,
+        the role leaves a relay free to lead and publish."""
+        for key in OLD_ADVISORY_KEYS:
+            analytics.execute("SELECT pg_advisory_lock(%s)", (key,))
+        for table in LOCK_TABLES:
+            with analytics.transaction():
+                assert refused(
+                    analytics,
+                    sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(sql.Identifier(table)),
+                )
+                raise_rollback()
+        ledger = open_ledger(servers.database_url)
+        producer = clients(servers.kafka_bootstrap).producer()
+        relay = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        try:
+            record = open_account("acc-s")
+            work = UnitOfWork(ledger)
+            delivery = Delivery(
+                command_from_record("OpenAccount", record),
+                "OpenAccount",
+                content_digest("OpenAccount", record),
+                Source("billing.commands", 0, 0),
+            )
+            process(work, [delivery], frozenset())
+            ledger.save(*work.changed)
+            assert relay.run_once() == 2  # AccountOpened and its result
+        finally:
+            relay.close()
+            producer.close()
+            ledger.close()
+
+
+def raise_rollback() -> None:
+    """End the surrounding `transaction()` block with a rollback."""
+    raise psycopg.Rollback()
