@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
+import psycopg
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from commands.consumer import CommandConsumer
 from infra.config import Settings
@@ -28,6 +30,8 @@ IDLE_SLEEP_S = 0.05
 # The relay waits this long for a commit's notification before it looks at the store anyway.
 RELAY_IDLE_WAIT_S = 0.5
 CLUSTER_CHECK_S = 2.0
+# PostgreSQL unreachable, as psycopg and the event store's library say it.
+DATABASE_DOWN = (psycopg.OperationalError, InterfaceError, OperationalError)
 
 
 @dataclass(frozen=True)
@@ -112,12 +116,29 @@ def run(settings: Settings, stop: threading.Event, on_running: OnRunning | None 
     cluster: the relay republishes the event history there.
     """
     with servers(settings) as (database_url, bootstrap):
+        failures = 0
         while not stop.is_set():
-            where = connect_kafka(settings, database_url, bootstrap)
-            replacement = run_on_cluster(settings, where, stop, on_running)
-            if replacement is not None:
-                report_replaced_cluster(where, replacement)
+            try:
+                where = connect_kafka(settings, database_url, bootstrap)
+                replacement = run_on_cluster(settings, where, stop, on_running)
+                if replacement is not None:
+                    report_replaced_cluster(where, replacement)
+                failures = 0
+            except DATABASE_DOWN as error:  # at start: wait for it, as the loops do later
+                failures += 1
+                logger.warning(
+                    "postgres.unreachable",
+                    database=redact(database_url),
+                    error=str(error),
+                    retry_in_s=backoff_s(failures),
+                )
+                stop.wait(backoff_s(failures))
     logger.info("ledger.stopped")
+
+
+def backoff_s(failures: int) -> float:
+    """How long to wait after `failures` failures in a row: 0.4 s doubling to 10 s."""
+    return min(0.2 * 2.0**failures, 10.0)
 
 
 def run_on_cluster(
@@ -263,9 +284,8 @@ def _repeat(name: str, step: Step, stop: threading.Event) -> None:
             failures = 0
         except Exception:
             failures += 1
-            backoff_s = min(0.2 * 2**failures, 10.0)
-            logger.exception("loop.failed", loop=name, retry_in_s=backoff_s)
-            stop.wait(backoff_s)
+            logger.exception("loop.failed", loop=name, retry_in_s=backoff_s(failures))
+            stop.wait(backoff_s(failures))
             continue
         if not done and name == "clock":
             time.sleep(IDLE_SLEEP_S)  # the consumers' polls and the relay wait by themselves

@@ -72,3 +72,41 @@ class TestPostgresRestart:
         assert exit_status == 0
         log = (tmp_path / "ledger.log").read_text()
         assert "loop.failed" in log  # the outage was seen, and survived
+
+
+class TestPostgresDownAtStart:
+    """`ledger run` started while PostgreSQL is down waits for it, says so, then works."""
+
+    def test_it_waits_with_backoff_and_then_processes_commands(
+        self, servers: Servers, tmp_path: Path
+    ) -> None:
+        """The log says PostgreSQL is unreachable; once it is up, an account is projected."""
+        if servers.embedded_home is None:
+            pytest.skip("needs the embedded PostgreSQL, which the test can stop")
+        embedded.down(servers.embedded_home, ["postgres"])
+        log = tmp_path / "ledger.log"
+        ledger = start_ledger(
+            {
+                "LEDGER_DATABASE_URL": servers.database_url,
+                "LEDGER_KAFKA_BOOTSTRAP": servers.kafka_bootstrap,
+            },
+            log,
+        )
+        try:
+            wait_for(lambda: log.read_text().count("postgres.unreachable") >= 2, timeout_s=60)
+            assert ledger.poll() is None, "the ledger exited instead of waiting"
+            embedded.up(servers.embedded_home)
+            publish(
+                servers.kafka_bootstrap,
+                [
+                    command_message("OpenAccount", open_account("late")),
+                    command_message("Subscribe", subscribe("late")),
+                ],
+            )
+            wait_for(
+                lambda: balances_row(servers.database_url, "late") == ("EUR", 999, 999, 1),
+                timeout_s=90,
+            )
+        finally:
+            exit_status = stop_ledger(ledger)
+        assert exit_status == 0
