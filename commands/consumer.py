@@ -107,9 +107,12 @@ class CommandConsumer:
 
     def _not_yet_stored(self, messages: list[Message]) -> list[Message]:
         stored = {p: self.stored_offset(p) for p in {(m.topic, m.partition) for m in messages}}
-        return [
+        fresh = [
             m for m in messages if (s := stored[(m.topic, m.partition)]) is None or m.offset > s
         ]
+        if len(fresh) < len(messages):  # read again: a rebalance, or a batch another worker saved
+            logger.info("commands.already_stored", skipped=len(messages) - len(fresh))
+        return fresh
 
     def _positions(self, messages: list[Message]) -> list[Tracking]:
         return [Tracking(self.position_name(p), o) for p, o in last_offsets(messages).items()]
