@@ -373,7 +373,7 @@ def _send_and_wait(
         producer.produce_batch(messages)
         if reader is None:
             return None
-        command_ids = [codec.decode(m.value).record["command_id"] for m in messages]
+        command_ids = [codec.decode(m.value or b"").record["command_id"] for m in messages]
         return send.await_results(reader, codec, command_ids, args.timeout)
     finally:
         producer.close()
