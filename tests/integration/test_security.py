@@ -21,7 +21,8 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from commands.handlers import Delivery, process
-from commands.mapping import command_from_record, content_digest
+from commands.mapping import content_digest
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from infra.kafka import clients
 from infra.postgres import (
