@@ -1,0 +1,250 @@
+"""A single-node Apache Kafka broker (KRaft, combined broker and controller) for tests and benchmarks.
+
+Its jars come once from Maven, pinned by `apache-kafka/pom.xml` beside this module, and are kept in
+a cache folder. Unlike tansu it keeps its data under the home folder, so a restart keeps the
+cluster id and every topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypedDict
+
+POM = Path(__file__).with_name("apache-kafka") / "pom.xml"
+HOST = "127.0.0.1"
+MINIMUM_JAVA = 17
+# The machines this runs on are small and shared: the broker needs far less than Java's default
+# heap (a quarter of memory) for a test's traffic, and one GC thread is enough.
+JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError")
+NEEDS = (
+    "Install Java 17 or newer and Maven (Debian: apt-get install openjdk-17-jre-headless maven) "
+    "to run Apache Kafka, or use the default broker, tansu (LEDGER_EMBEDDED_BROKER=tansu), "
+    "which needs neither."
+)
+
+
+class ApacheKafkaRecord(TypedDict):
+    """What embedded.json keeps about the Apache Kafka broker under one home folder."""
+
+    pid: int | None
+    bootstrap: str
+    controller: str
+    cluster_id: str
+    log: str
+    data: str
+    config: str
+
+
+def version() -> str:
+    """The Apache Kafka version pom.xml pins."""
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    found = ElementTree.parse(POM).find("m:properties/m:kafka.version", namespace)
+    assert found is not None and found.text, f"{POM} names no kafka.version"
+    return found.text
+
+
+def jar_cache(home: Path) -> Path:
+    """Where the broker's jars are kept: $LEDGER_KAFKA_JARS, else a folder under home."""
+    configured = os.environ.get("LEDGER_KAFKA_JARS")
+    return Path(configured).expanduser() if configured else home / "apache-kafka-jars"
+
+
+def ensure_jars(cache: Path) -> Path:
+    """The folder of the pinned broker's jars, fetched with Maven the first time."""
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+    jars = cache / f"kafka-{version()}-{digest}"
+    if (jars / ".complete").exists():
+        return jars
+    maven = _program("mvn", "Maven")
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / ".lock"):
+        if (jars / ".complete").exists():  # another process fetched them while we waited
+            return jars
+        partial = jars.with_name(f".{jars.name}.{os.getpid()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [maven, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies"]
+        command += ["-DincludeScope=runtime", f"-DoutputDirectory={partial}"]
+        fetched = subprocess.run(command, capture_output=True, text=True, check=False)
+        if fetched.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise ApacheKafkaError(
+                f"Maven could not fetch Apache Kafka {version()}'s jars "
+                f"(exit {fetched.returncode}):\n{(fetched.stdout + fetched.stderr)[-3000:]}"
+            )
+        (partial / ".complete").write_text(f"{POM.read_text()}")
+        shutil.rmtree(jars, ignore_errors=True)
+        partial.rename(jars)
+    return jars
+
+
+def java() -> str:
+    """The java program, checked to be recent enough for Apache Kafka 4."""
+    program = _program("java", "Java")
+    answer = subprocess.run(
+        [program, "-version"], capture_output=True, text=True, check=False
+    ).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', answer)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" is Java 8
+        major = int(match.group(2))
+    if major < MINIMUM_JAVA:
+        raise ApacheKafkaError(f"{program} is Java {major or '?'}, too old. {NEEDS}")
+    return program
+
+
+def new_cluster_id() -> str:
+    """A cluster id as Kafka writes them: 16 random bytes, URL-safe base64 without padding."""
+    while True:
+        candidate = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not candidate.startswith("-"):  # Kafka avoids ids that read as a command-line option
+            return candidate
+
+
+def stored_cluster_id(data: Path) -> str | None:
+    """The cluster id the storage in data was formatted with, if it was."""
+    try:
+        lines = (data / "meta.properties").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        name, _, value = line.partition("=")
+        if name.strip() == "cluster.id":
+            return value.strip()
+    return None
+
+
+def server_properties(data: Path, bootstrap: str, controller: str) -> str:
+    """The broker's configuration: one node, loopback only, topics created explicitly."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://{bootstrap},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{bootstrap}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.bootstrap.servers": controller,
+        "log.dirs": str(data),
+        # As docker-compose.yml: the ledger creates its topics; a typo must not make a new one.
+        "auto.create.topics.enable": "false",
+        # One broker: the internal topics cannot have more replicas than that.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # A group's first join otherwise waits 3 s for more members; tests start one at a time.
+        "group.initial.rebalance.delay.ms": "0",
+        "num.partitions": "1",
+    }
+    return "".join(f"{name}={value}\n" for name, value in settings.items())
+
+
+LOG4J2_PROPERTIES = """\
+# The broker logs to its standard output, which local/apache_kafka.py sends to the log file.
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def prepare(home: Path, jars: Path, bootstrap: str, controller: str) -> ApacheKafkaRecord:
+    """Write the configuration and format the storage unless it already is; keep its cluster id."""
+    folder = home / "apache-kafka"
+    data, config, log_path = folder / "data", folder / "server.properties", folder / "broker.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(server_properties(data, bootstrap, controller))
+    (folder / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+    cluster_id = stored_cluster_id(data)
+    if cluster_id is None:
+        cluster_id = new_cluster_id()
+        command = [*java_command(jars, folder), "kafka.tools.StorageTool", "format"]
+        command += ["--standalone", "--cluster-id", cluster_id, "--config", str(config)]
+        with log_path.open("ab") as log_file:
+            formatted = subprocess.run(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        if formatted.returncode != 0:
+            raise ApacheKafkaError(
+                f"formatting Apache Kafka's storage in {data} failed "
+                f"(exit {formatted.returncode}); see {log_path}"
+            )
+    return ApacheKafkaRecord(
+        pid=None,
+        bootstrap=bootstrap,
+        controller=controller,
+        cluster_id=cluster_id,
+        log=str(log_path),
+        data=str(data),
+        config=str(config),
+    )
+
+
+def java_command(jars: Path, folder: Path) -> list[str]:
+    """java with the broker's class path, heap and logging, ready for a main class."""
+    logging = f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}"
+    return [java(), *JVM_OPTIONS, logging, "-cp", f"{jars}/*"]
+
+
+def launch(jars: Path, record: ApacheKafkaRecord) -> subprocess.Popen[bytes]:
+    """Start the broker in its own session, its output appended to its log."""
+    folder = Path(record["config"]).parent
+    command = [*java_command(jars, folder), "kafka.Kafka", record["config"]]
+    with Path(record["log"]).open("ab") as log_file:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _program(name: str, what: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise ApacheKafkaError(f"{what} ({name}) is not on PATH. {NEEDS}")
+    return found
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
+def wait_deadline_s() -> float:
+    """How long a start may take: a JVM on a busy two-core machine takes tens of seconds."""
+    return float(os.environ.get("LEDGER_KAFKA_START_TIMEOUT_S") or 120)
+
+
+def started_seconds(started_at: float) -> float:
+    """Seconds since started_at (a perf_counter reading), rounded for the logs."""
+    return round(time.perf_counter() - started_at, 3)
+
+
+class ApacheKafkaError(Exception):
+    """Apache Kafka could not be fetched, formatted or started; the message says what to do."""
