@@ -16,6 +16,11 @@ VARIABLES: dict[str, str] = {
     "LEDGER_KAFKA_BOOTSTRAP": "Kafka bootstrap servers, host:port[,host:port]. Unset: an "
     "embedded broker is started on a free loopback port.",
     "LEDGER_HOME": "Folder of the embedded servers' data, logs and state (default ~/.billing-ledger).",
+    "LEDGER_EMBEDDED_BROKER": "The embedded broker: tansu (default; in memory, needs only Python) "
+    "or apache-kafka (Apache Kafka 4 in KRaft mode, keeps its data; needs Java 17+ and Maven).",
+    "LEDGER_KAFKA_JARS": "Folder caching the embedded Apache Kafka's jars (default "
+    "LEDGER_HOME/apache-kafka-jars).",
+    "LEDGER_KAFKA_START_TIMEOUT_S": "Seconds the embedded Apache Kafka may take to start (default 120).",
     "LEDGER_TOPIC_PARTITIONS": "Partitions of each topic the ledger creates (default 3).",
     "LEDGER_REPLICATION_FACTOR": "Replication factor of each topic the ledger creates (default 1).",
     "LEDGER_CONSUMER_GROUP": "Consumer group prefix of the ledger's workers (default billing-ledger).",

@@ -20,10 +20,27 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypedDict
+
+import psutil  # type: ignore[import-untyped]
+import structlog
+
+from local.processes import (
+    HOST,
+    BrokerRecord,
+    EmbeddedError,
+    port_for,
+    tail,
+    verified_process,
+    wait_for_broker,
+)
+
+log = structlog.get_logger(__name__)
 
 POM = Path(__file__).with_name("apache-kafka") / "pom.xml"
-HOST = "127.0.0.1"
+# A JVM starting on a busy two-core machine takes tens of seconds.
+START_TIMEOUT_S = 120.0
+# A controlled shutdown writes its state; killed, the next start recovers the logs, slower.
+STOP_GRACE_S = 30.0
 MINIMUM_JAVA = 17
 # The machines this runs on are small and shared: the broker needs far less than Java's default
 # heap (a quarter of memory) for a test's traffic, and one GC thread is enough.
@@ -35,24 +52,16 @@ NEEDS = (
 )
 
 
-class ApacheKafkaRecord(TypedDict):
-    """What embedded.json keeps about the Apache Kafka broker under one home folder."""
-
-    pid: int | None
-    bootstrap: str
-    controller: str
-    cluster_id: str
-    log: str
-    data: str
-    config: str
-
-
 def version() -> str:
     """The Apache Kafka version pom.xml pins."""
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     found = ElementTree.parse(POM).find("m:properties/m:kafka.version", namespace)
     assert found is not None and found.text, f"{POM} names no kafka.version"
     return found.text
+
+
+# Where tests and benchmarks keep the jars, so that their throw-away homes do not fetch them again.
+SHARED_JAR_CACHE = Path.home() / ".cache" / "billing-ledger" / "apache-kafka-jars"
 
 
 def jar_cache(home: Path) -> Path:
@@ -149,6 +158,8 @@ def server_properties(data: Path, bootstrap: str, controller: str) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         # A group's first join otherwise waits 3 s for more members; tests start one at a time.
         "group.initial.rebalance.delay.ms": "0",
+        # Tests use session timeouts of 2 s, under Apache Kafka's default minimum of 6 s.
+        "group.min.session.timeout.ms": "1000",
         "num.partitions": "1",
     }
     return "".join(f"{name}={value}\n" for name, value in settings.items())
@@ -170,7 +181,40 @@ logger.state.level = WARN
 """
 
 
-def prepare(home: Path, jars: Path, bootstrap: str, controller: str) -> ApacheKafkaRecord:
+def process(record: BrokerRecord) -> tuple[psutil.Process | None, str]:
+    """The running broker of record, or None and why not: a java running its server.properties."""
+    return verified_process(record["pid"], program="java", argument=record.get("config", "?"))
+
+
+def start(home: Path, previous: BrokerRecord | None) -> BrokerRecord:
+    """Start the broker on the previous start's ports when free, formatting its storage once."""
+    jars = ensure_jars(jar_cache(home))
+    started_at = time.perf_counter()
+    same_kind = previous if previous and previous.get("broker") == "apache-kafka" else None
+    bootstrap = f"{HOST}:{port_for(same_kind['bootstrap'] if same_kind else None)}"
+    controller = f"{HOST}:{port_for(same_kind.get('controller') if same_kind else None)}"
+    record = prepare(home, jars, bootstrap, controller)
+    broker = launch(jars, record)
+    timeout_s = float(os.environ.get("LEDGER_KAFKA_START_TIMEOUT_S") or START_TIMEOUT_S)
+    log_path = Path(record["log"])
+    if problem := wait_for_broker(broker, bootstrap, record["cluster_id"], log_path, timeout_s):
+        raise ApacheKafkaError(f"the embedded Apache Kafka broker on {bootstrap}: {problem}")
+    broker.returncode = 0  # tracked by its pid from here on, as tansu is (local/tansu.py)
+    record["pid"] = broker.pid
+    seconds = round(time.perf_counter() - started_at, 3)
+    log.info(
+        "embedded.kafka.started",
+        broker="apache-kafka",
+        version=version(),
+        pid=broker.pid,
+        address=bootstrap,
+        cluster_id=record["cluster_id"],
+        seconds=seconds,
+    )
+    return record
+
+
+def prepare(home: Path, jars: Path, bootstrap: str, controller: str) -> BrokerRecord:
     """Write the configuration and format the storage unless it already is; keep its cluster id."""
     folder = home / "apache-kafka"
     data, config, log_path = folder / "data", folder / "server.properties", folder / "broker.log"
@@ -189,15 +233,15 @@ def prepare(home: Path, jars: Path, bootstrap: str, controller: str) -> ApacheKa
         if formatted.returncode != 0:
             raise ApacheKafkaError(
                 f"formatting Apache Kafka's storage in {data} failed "
-                f"(exit {formatted.returncode}); see {log_path}"
+                f"(exit {formatted.returncode})\n{tail(log_path)}"
             )
-    return ApacheKafkaRecord(
+    return BrokerRecord(
+        broker="apache-kafka",
         pid=None,
         bootstrap=bootstrap,
-        controller=controller,
         cluster_id=cluster_id,
         log=str(log_path),
-        data=str(data),
+        controller=controller,
         config=str(config),
     )
 
@@ -208,7 +252,7 @@ def java_command(jars: Path, folder: Path) -> list[str]:
     return [java(), *JVM_OPTIONS, logging, "-cp", f"{jars}/*"]
 
 
-def launch(jars: Path, record: ApacheKafkaRecord) -> subprocess.Popen[bytes]:
+def launch(jars: Path, record: BrokerRecord) -> subprocess.Popen[bytes]:
     """Start the broker in its own session, its output appended to its log."""
     folder = Path(record["config"]).parent
     command = [*java_command(jars, folder), "kafka.Kafka", record["config"]]
@@ -236,15 +280,5 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def wait_deadline_s() -> float:
-    """How long a start may take: a JVM on a busy two-core machine takes tens of seconds."""
-    return float(os.environ.get("LEDGER_KAFKA_START_TIMEOUT_S") or 120)
-
-
-def started_seconds(started_at: float) -> float:
-    """Seconds since started_at (a perf_counter reading), rounded for the logs."""
-    return round(time.perf_counter() - started_at, 3)
-
-
-class ApacheKafkaError(Exception):
+class ApacheKafkaError(EmbeddedError):
     """Apache Kafka could not be fetched, formatted or started; the message says what to do."""

