@@ -1,12 +1,15 @@
 """Crash soak: at least 10,000 commands, the ledger SIGKILLed many times, then exactly-once checks.
 
-    python bench/crash_soak.py [ACCOUNTS] [KILLS] [SEED]   (default 4300 accounts ≈ 19,000 commands, 20 kills)
+    python bench/crash_soak.py [--broker tansu|apache-kafka] [ACCOUNTS] [KILLS] [SEED]
+    (default tansu, 4300 accounts ≈ 19,000 commands, 20 kills)
 
 Starts embedded servers in a temporary LEDGER_HOME; see tests/crash.py for what is checked.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -21,15 +24,17 @@ sys.path.insert(0, str(ROOT))
 
 from infra.config import Settings  # noqa: E402
 from infra.kafka import clients  # noqa: E402
-from local import embedded  # noqa: E402
+from local import apache_kafka, embedded  # noqa: E402
 from runtime.runner import topic_specs  # noqa: E402
 from tests.crash import crash_run  # noqa: E402
 from tests.helpers import Servers  # noqa: E402
 
 
-def main(accounts: int, kills: int, seed: int) -> None:
+def main(broker: str, accounts: int, kills: int, seed: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-soak-"))
-    status, _ = embedded.up(home)
+    os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
+    status, _ = embedded.up(home, broker=broker)
+    print(f"broker: {broker}, {status.kafka.detail}")
     try:
         database_url = str(status.postgres.address)
         with psycopg.connect(database_url, autocommit=True) as admin:
@@ -52,5 +57,8 @@ def main(accounts: int, kills: int, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    main(*(args + [4300, 20, 1][len(args) :]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=sorted(embedded.BROKERS), default="tansu")
+    parser.add_argument("numbers", nargs="*", type=int, help="ACCOUNTS KILLS SEED")
+    args = parser.parse_args()
+    main(args.broker, *(args.numbers + [4300, 20, 1][len(args.numbers) :]))

@@ -4,11 +4,12 @@ Publishes N accounts' OpenAccount + Subscribe (2N commands) as fast as kafka-pyt
 then measures how long the ledger takes until every command has its result on
 billing.command-results and every account's balances row shows its invoice.
 
-    python bench/throughput.py [N]      (default 5000 accounts = 10,000 commands)
+    python bench/throughput.py [--broker tansu|apache-kafka] [N]   (default tansu, 5000 accounts = 10,000 commands)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -24,14 +25,16 @@ sys.path.insert(0, str(ROOT))
 
 from infra.config import Settings  # noqa: E402
 from infra.kafka import clients  # noqa: E402
-from local import embedded  # noqa: E402
+from local import apache_kafka, embedded  # noqa: E402
 from runtime.runner import topic_specs  # noqa: E402
 from tests.helpers import command_message, open_account, subscribe  # noqa: E402
 
 
-def main(accounts: int) -> None:
+def main(broker: str, accounts: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    status, _ = embedded.up(home)
+    os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
+    status, _ = embedded.up(home, broker=broker)
+    print(f"broker: {broker}, {status.kafka.detail}")
     database_url, bootstrap = str(status.postgres.address), str(status.kafka.address)
     admin = clients(bootstrap).admin()
     admin.ensure_topics(topic_specs(Settings(None, None)))
@@ -103,4 +106,8 @@ def wait_for_rows(database_url: str, accounts: int) -> float:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=sorted(embedded.BROKERS), default="tansu")
+    parser.add_argument("accounts", nargs="?", type=int, default=5000)
+    arguments = parser.parse_args()
+    main(arguments.broker, arguments.accounts)
