@@ -52,7 +52,7 @@ class TestPostgresRestart:
                 + [command_message("Subscribe", subscribe(a)) for a in during],
             )
             time.sleep(3)  # the loops fail and back off meanwhile
-            embedded.up(servers.embedded_home)
+            embedded.up(servers.embedded_home, names=["postgres"])
 
             publish(
                 servers.kafka_bootstrap,
