@@ -21,8 +21,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(name="home")
-def fixture_home(ledger_home: Path) -> Iterator[Path]:
-    """A fresh ledger home whose servers are stopped whatever the test did."""
+def fixture_home(ledger_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh ledger home on tansu, whose servers are stopped whatever the test did.
+
+    The mechanics of up, down and status are the same for both brokers; they are tested on the
+    one that starts in a fraction of a second, and TestApacheKafka covers what differs.
+    """
+    monkeypatch.setenv("LEDGER_EMBEDDED_BROKER", "tansu")
     yield ledger_home
     embedded.down(ledger_home)
 
@@ -129,7 +134,7 @@ class TestDown:
         assert not after.kafka.running
         assert after.postgres == running.postgres
 
-    def test_restart_gives_a_new_kafka_cluster_and_keeps_postgres_data(
+    def test_restart_of_tansu_gives_a_new_kafka_cluster_and_keeps_postgres_data(
         self, home: Path, running: EmbeddedStatus
     ) -> None:
         """A stopped broker comes back as a new cluster; PostgreSQL tables survive."""
@@ -178,3 +183,50 @@ class TestStatus:
         document = json.loads(json.dumps(running.as_dict()))
         assert document["home"] == str(running.home)
         assert document["kafka"]["address"] == running.kafka.address
+
+
+class TestApacheKafka:
+    """The embedded Apache Kafka keeps its cluster across restarts, and says what it needs."""
+
+    def test_restart_keeps_the_cluster_id_and_the_topics(self, ledger_home: Path) -> None:
+        """Stopped and started again: same address, same cluster id, the topic still there."""
+        if embedded.broker_kind() != "apache-kafka":
+            pytest.skip("runs in the pass on Apache Kafka (LEDGER_EMBEDDED_BROKER=apache-kafka)")
+        try:
+            running, _ = embedded.up(ledger_home, names=["kafka"])
+            assert running.kafka.address and "apache-kafka" in running.kafka.detail
+            cluster_before = kafka_cluster_id(running.kafka.address)
+            admin = KafkaAdminClient(bootstrap_servers=running.kafka.address)
+            try:
+                admin.create_topics([NewTopic("billing.kept", 1, 1)])
+            finally:
+                admin.close()
+            with pytest.raises(embedded.EmbeddedError, match="is apache-kafka, not tansu"):
+                embedded.up(ledger_home, broker="tansu", names=["kafka"])
+
+            embedded.down(ledger_home, ["kafka"])
+            assert not embedded.status(ledger_home).kafka.running
+            restarted, names = embedded.up(ledger_home, names=["kafka"])
+
+            assert names == {"kafka"}
+            assert restarted.kafka.address == running.kafka.address
+            assert kafka_cluster_id(restarted.kafka.address) == cluster_before
+            admin = KafkaAdminClient(bootstrap_servers=restarted.kafka.address)
+            try:
+                assert "billing.kept" in admin.list_topics()
+            finally:
+                admin.close()
+        finally:
+            embedded.down(ledger_home)
+
+    def test_without_java_the_error_says_what_to_install(
+        self, ledger_home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No java on PATH: the error names Java and Maven, and that tansu needs neither."""
+        monkeypatch.setenv("PATH", str(ledger_home))
+        monkeypatch.setenv("LEDGER_KAFKA_JARS", str(ledger_home / "jars"))
+        with pytest.raises(embedded.EmbeddedError) as raised:
+            embedded.up(ledger_home, broker="apache-kafka", names=["kafka"])
+        message = str(raised.value)
+        assert "is not on PATH" in message
+        assert "Java 17" in message and "Maven" in message and "tansu" in message
