@@ -34,7 +34,7 @@ def main(broker: str, accounts: int, kills: int, seed: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-soak-"))
     os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
     status, _ = embedded.up(home, broker=broker)
-    print(f"broker: {broker}, {status.kafka.detail}")
+    print(f"broker: {status.kafka.detail}")
     try:
         database_url = str(status.postgres.address)
         with psycopg.connect(database_url, autocommit=True) as admin:

@@ -34,7 +34,7 @@ def main(broker: str, accounts: int) -> None:
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
     status, _ = embedded.up(home, broker=broker)
-    print(f"broker: {broker}, {status.kafka.detail}")
+    print(f"broker: {status.kafka.detail}")
     database_url, bootstrap = str(status.postgres.address), str(status.kafka.address)
     admin = clients(bootstrap).admin()
     admin.ensure_topics(topic_specs(Settings(None, None)))
