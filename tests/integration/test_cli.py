@@ -19,14 +19,18 @@ pytestmark = pytest.mark.integration
 def ledger(
     *args: str, env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `ledger ARGS` and capture what it prints."""
+    """Run `ledger ARGS` and capture what it prints.
+
+    The deadline leaves room for `infra up` on Apache Kafka, whose JVM takes tens of seconds
+    to start on a busy two-core machine (and up to its 120 s start timeout).
+    """
     return subprocess.run(
         [sys.executable, "-m", "runtime.cli", *args],
         env={**os.environ, **env},
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=240,
         check=False,
     )
 
