@@ -349,7 +349,7 @@ class TestEmbeddedDefaults:
         try:
             status = wait_for(
                 lambda: (s := embedded.status(home)).kafka.running and s.postgres.running and s,
-                timeout_s=30,
+                timeout_s=150,  # Apache Kafka's JVM may take up to its 120 s start timeout
             )
             assert status.kafka.address and status.postgres.address
         finally:
