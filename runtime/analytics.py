@@ -21,7 +21,12 @@ READ_MODEL_TABLES = read_model_tables()
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
 # library's events and tracking tables) and the relay's positions. A table the ledger's user
 # creates later is readable by default: add any new non-read-model table here.
-PROTECTED_TABLES = ("billing_events", "billing_tracking", "ledger_relay_positions")
+PROTECTED_TABLES = (
+    "billing_events",
+    "billing_tracking",
+    "billing_batch_heads",
+    "ledger_relay_positions",
+)
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
 
