@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audit import cli as audit_cli
 from commands.mapping import key_field_of
 from infra import logs
 from infra.config import VARIABLES, ConfigError, Settings
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AvroError,
         analytics.AnalyticsError,
         NoServer,
+        *audit_cli.ERRORS,
     ) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
@@ -57,7 +59,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send,db}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{run,infra,send,db,audit}")
 
     run = verbs.add_parser(
         "run",
@@ -107,6 +109,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     for command_type in send.command_names(codec):
         add_command_parser(types, codec, command_type)
     add_db_parser(verbs)
+    audit_cli.add_audit_parser(verbs, _database_url)
     return parser
 
 
