@@ -19,15 +19,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from audit.basics import DEFAULT_ORIGIN, CheckpointError
 from infra.batch_heads import SealedHead
 
-DEFAULT_ORIGIN = "billing-ledger"
 _ED25519 = b"\x01"  # the signed-note algorithm byte of Ed25519
 _DASH = "\u2014"  # signature lines start with an em dash
-
-
-class CheckpointError(Exception):
-    """A checkpoint or key that cannot be read, or whose signature does not hold."""
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,24 @@
-"""`ledger audit ...`: the auditor's subcommands of the `ledger` CLI."""
+"""`ledger audit ...`: the auditor's subcommands of the `ledger` CLI.
+
+Only the parser lives here: what a subcommand does (audit/commands.py, with the
+cryptography and proof modules) is imported when it runs, so that `ledger run` and the
+other subcommands start without them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from audit import checkpoint as checkpoints
-from audit.proofs import ProofError, check, consistency_json
-from audit.prove import position_of, prove_event, prove_extension
-from audit.store import snapshot
-from audit.verify import Verified, verify
+from audit.basics import DEFAULT_ORIGIN, AuditError
 from infra.config import Settings
 
 DatabaseUrl = Callable[[Settings], str]
 # What the audit subcommands raise for a mistake of the user's or a proof that fails.
-ERRORS = (checkpoints.CheckpointError, ProofError)
+ERRORS = (AuditError,)
 
 
 def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
@@ -40,7 +40,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
         "public key to PATH.pub. `openssl genpkey -algorithm ed25519 -out PATH` does the same.",
     )
     keygen.add_argument("path", type=Path, metavar="PATH")
-    keygen.set_defaults(action=_keygen)
+    keygen.set_defaults(action=_offline("keygen"))
     _add_prove(actions, database_url)
     checker = actions.add_parser(
         "check-proof",
@@ -53,7 +53,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
     checker.add_argument(
         "--public-key", type=Path, required=True, help="the signer's Ed25519 public key (PEM)"
     )
-    checker.set_defaults(action=_check_proof)
+    checker.set_defaults(action=_offline("check_proof"))
 
 
 def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
@@ -77,7 +77,7 @@ def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
         type=Path,
         help="the key that signed the --from checkpoint (required with --from)",
     )
-    parser.set_defaults(action=lambda args, settings, _codec: _verify(args, database_url(settings)))
+    parser.set_defaults(action=_online("verify_history", database_url))
 
 
 def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
@@ -92,12 +92,10 @@ def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
     )
     parser.add_argument(
         "--origin",
-        default=checkpoints.DEFAULT_ORIGIN,
+        default=DEFAULT_ORIGIN,
         help="the log's name in the checkpoint (default %(default)s)",
     )
-    parser.set_defaults(
-        action=lambda args, settings, _codec: _checkpoint(args, database_url(settings))
-    )
+    parser.set_defaults(action=_online("print_checkpoint", database_url))
 
 
 def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
@@ -116,73 +114,29 @@ def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
         "--checkpoint", type=Path, required=True, help="the signed checkpoint to prove against"
     )
     parser.add_argument("--extends", type=Path, metavar="OLD", help="an earlier signed checkpoint")
-    parser.set_defaults(action=lambda args, settings, _codec: _prove(args, database_url(settings)))
+    parser.set_defaults(action=_online("prove", database_url))
 
 
-def _verify(args: argparse.Namespace, url: str) -> int:
-    trusted = None
-    if args.trusted is not None:
-        if args.public_key is None:
-            raise checkpoints.CheckpointError(
-                "--from needs --public-key: a checkpoint counts only once its signature holds"
-            )
-        key = checkpoints.load_public_key(args.public_key)
-        trusted = checkpoints.open_note(_text(args.trusted), key)
-    with snapshot(url) as store:
-        result = verify(store, trusted)
-    print(result.describe())
-    return 0 if isinstance(result, Verified) else 1
+Action = Callable[[argparse.Namespace, Settings, object], int]
 
 
-def _checkpoint(args: argparse.Namespace, url: str) -> int:
-    key = checkpoints.load_private_key(args.key)
-    with snapshot(url) as store:
-        last = store.last_head()
-    if last is None:
-        raise checkpoints.CheckpointError("the store has no batch yet: nothing to sign")
-    sys.stdout.write(checkpoints.sign(checkpoints.checkpoint_of(last, args.origin), key))
-    return 0
+def _online(name: str, database_url: DatabaseUrl) -> Action:
+    """The action running audit.commands.`name` on the ledger's database."""
+
+    def action(args: argparse.Namespace, settings: Settings, _codec: object) -> int:
+        run: Callable[[argparse.Namespace, str], int] = getattr(
+            import_module("audit.commands"), name
+        )
+        return run(args, database_url(settings))
+
+    return action
 
 
-def _keygen(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
-    try:
-        public = checkpoints.generate_key(args.path)
-    except FileExistsError as error:
-        raise checkpoints.CheckpointError(f"{args.path} exists: not overwritten") from error
-    print(f"private key {args.path}, public key {public}")
-    return 0
+def _offline(name: str) -> Action:
+    """The action running audit.commands.`name`, which needs no database."""
 
+    def action(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
+        run: Callable[[argparse.Namespace], int] = getattr(import_module("audit.commands"), name)
+        return run(args)
 
-def _prove(args: argparse.Namespace, url: str) -> int:
-    note = _text(args.checkpoint)
-    with snapshot(url) as store:
-        if args.extends is not None:
-            old = _text(args.extends)
-            proof = consistency_json(old, note, prove_extension(store, old, note))
-        else:
-            if (args.event_id is None) == (args.position is None):
-                raise ProofError("give EVENT_ID or --position (one of them), or --extends OLD")
-            position = (
-                args.position if args.position is not None else position_of(store, args.event_id)
-            )
-            proof = prove_event(store, note, position).to_json()
-    print(json.dumps(proof, indent=2))
-    return 0
-
-
-def _check_proof(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
-    key = checkpoints.load_public_key(args.public_key)
-    text = sys.stdin.read() if str(args.proof) == "-" else _text(args.proof)
-    try:
-        print(check(text, key))
-    except ProofError as error:
-        print(f"FAILED: {error}")
-        return 1
-    return 0
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError as error:
-        raise checkpoints.CheckpointError(f"cannot read {path}: {error.strerror}") from error
+    return action

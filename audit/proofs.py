@@ -17,17 +17,14 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.checkpoint import Checkpoint, CheckpointError, open_note
+from audit.basics import CheckpointError, ProofError
+from audit.checkpoint import Checkpoint, open_note
 from infra import merkle
 from infra.batch_heads import BatchHead, event_leaf
 from ledger.application import event_id
 
 INCLUSION = "billing-ledger inclusion proof v1"
 CONSISTENCY = "billing-ledger consistency proof v1"
-
-
-class ProofError(Exception):
-    """A proof that cannot be made, read, or does not hold; the message says which part."""
 
 
 @dataclass(frozen=True)

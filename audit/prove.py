@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from audit.basics import ProofError
 from audit.checkpoint import read_unverified
-from audit.proofs import EventProof, ProofError
+from audit.proofs import EventProof
 from audit.store import Snapshot
 from infra import merkle
 from infra.batch_heads import event_leaf

@@ -11,8 +11,9 @@ import pytest
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.checkpoint import CheckpointError, open_note
-from audit.proofs import ProofError, check, consistency_json
+from audit.basics import CheckpointError, ProofError
+from audit.checkpoint import open_note
+from audit.proofs import check, consistency_json
 from audit.prove import position_of, prove_event, prove_extension
 from audit.store import snapshot
 from audit.verify import Broken, Verified, verify
