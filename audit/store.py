@@ -78,6 +78,24 @@ class Snapshot:
             cursor.execute(statement, (after_position, up_to if up_to is not None else 2**62))
             yield from cursor
 
+    def canonical_events(self, after_position: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(position, canonical bytes) of the stored events after `after_position`, by position.
+
+        The server puts the bytes together from the row's columns exactly as
+        infra.batch_heads.event_bytes does (docs/audit.md), so that verify hashes on one core
+        while PostgreSQL reads and concatenates on the other; the tests check both agree.
+        """
+        statement = SQL(
+            "SELECT notification_id, 'BLE1'::bytea || int4send(octet_length(topic)) "
+            "|| convert_to(topic, 'UTF8') || uuid_send(originator_id) "
+            "|| int8send(originator_version) || int4send(length(state)) || state "
+            "FROM {} WHERE notification_id > %s ORDER BY notification_id"
+        ).format(self._name(EVENTS_TABLE))
+        with self.connection.cursor(name="canonical", binary=True) as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(statement, (after_position,))
+            yield from cursor
+
     def event_at(self, originator_id: UUID, originator_version: int) -> EventRow | None:
         """The stored event `originator_version` of aggregate `originator_id`, if any."""
         statement = SQL(

@@ -1,7 +1,7 @@
 """`ledger audit verify`: recompute every leaf, root and link of the history, stop at the first break.
 
 The walk trusts nothing stored but the events' own columns: each batch's events are hashed
-again and compared with its head, each head is hashed again and compared with its stored
+again (their canonical bytes put together by the server from the columns) and compared with its head, each head is hashed again and compared with its stored
 hash and the next head's link, the tree of heads is grown again and compared with each
 stored root, and the Kafka positions in the tracking table are compared with the heads.
 From a checkpoint, the heads up to it are checked against its signed root (no events read),
@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 from audit.checkpoint import Checkpoint
 from audit.store import Snapshot
 from infra import merkle
-from infra.batch_heads import EPOCH, NO_PREVIOUS, SealedHead, event_leaf
+from infra.batch_heads import EPOCH, NO_PREVIOUS, SealedHead
+from infra.merkle import leaf_hash
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class _Walk:
         events_from = 0
         if self.trusted is not None:
             events_from = self._heads_up_to(self.trusted)
-        events = _Events(self.snapshot.events(after_position=events_from))
+        events = _Events(self.snapshot.canonical_events(after_position=events_from))
         for sealed in self.snapshot.heads(after_batch=self._batch()):
             self._check_head(sealed, events)
             self._check_events(sealed, events)
@@ -196,7 +197,7 @@ class _Walk:
                     row[0],
                     f"{span}; this event lies before them, after the previous batch: it was added",
                 )
-            leaves.append(event_leaf(row[1], row[2], row[3], row[4]))
+            leaves.append(leaf_hash(row[1]))
         if (extra := events.take_up_to(head.last_position)) is not None:
             self._fail(head.batch, extra[0], f"{span}; this event is extra: it was added")
         self.hashed += len(leaves)

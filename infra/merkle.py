@@ -53,11 +53,20 @@ def frontier_root(frontier: Sequence[bytes]) -> bytes:
 
 
 def root(leaves: Sequence[bytes]) -> bytes:
-    """The root of the tree over `leaves` (leaf hashes, in order)."""
-    frontier: list[bytes] = []
-    for size, leaf in enumerate(leaves):
-        frontier = append(frontier, size, leaf)
-    return frontier_root(frontier)
+    """The root of the tree over `leaves` (leaf hashes, in order).
+
+    Built level by level, an unpaired last node moving up unchanged: the same tree as
+    RFC 6962's split at the largest power of two, in one pass per level.
+    """
+    if not leaves:
+        return EMPTY_ROOT
+    level = list(leaves)
+    while len(level) > 1:
+        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def inclusion_path(leaves: Sequence[bytes], index: int) -> list[bytes]:

@@ -19,7 +19,7 @@ from projections.registry import read_model_tables
 # The tables of the read models, readable by analytics users, as the registry lists them.
 READ_MODEL_TABLES = read_model_tables()
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
-# library's events and tracking tables) and the relay's positions. A table the ledger's user
+# library's events and tracking tables, and the batch heads beside them) and the relay's positions. A table the ledger's user
 # creates later is readable by default: add any new non-read-model table here.
 PROTECTED_TABLES = (
     "billing_events",
