@@ -145,4 +145,7 @@ def snapshot(database_url: str) -> Iterator[Snapshot]:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         with connection.transaction():
+            # Only the server's own functions and operators: a function or operator of the same
+            # name created in another schema must not stand in for them.
+            connection.execute("SET LOCAL search_path TO pg_catalog")
             yield Snapshot(connection)
