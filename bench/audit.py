@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from audit.store import snapshot  # noqa: E402
 from audit.verify import verify  # noqa: E402
 from commands.handlers import Delivery, process  # noqa: E402
-from commands.mapping import command_from_record, content_digest  # noqa: E402
+from commands.mapping import content_digest  # noqa: E402
+from commands.table import command_from_record  # noqa: E402
 from commands.unit_of_work import UnitOfWork  # noqa: E402
 from infra.postgres import NOTIFY_EVENTS, PositionsProcessRecorder, event_store_env  # noqa: E402
 from ledger.account import Account  # noqa: E402

@@ -24,7 +24,8 @@ from psycopg.conninfo import make_conninfo
 from audit.checkpoint import checkpoint_of, sign
 from audit.store import snapshot
 from commands.handlers import Delivery, process
-from commands.mapping import PLAN_COMMAND_TYPES, command_from_record, content_digest, key_field_of
+from commands.mapping import PLAN_COMMAND_TYPES, content_digest, key_field_of
+from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source
