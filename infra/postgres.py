@@ -10,16 +10,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.postgres import PostgresDatastore, PostgresFactory, PostgresProcessRecorder
 from eventsourcing.utils import Environment, EnvType, retry
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from infra import merkle
+from infra.batch_heads import BatchHeadsTable, event_leaf, seal
 
 RECORDER_TOPIC = "infra.postgres:PositionsProcessRecorder"
 FACTORY_TOPIC = "infra.postgres:LedgerPostgresFactory"
@@ -33,12 +43,18 @@ _LIBRARY_PARAMETERS = ("dbname", "host", "port", "user", "password")
 
 
 class PositionsProcessRecorder(PostgresProcessRecorder):
-    """A process recorder that stores several Kafka positions with one batch of events.
+    """A process recorder that stores several Kafka positions and a batch head with a batch of events.
 
     A poll batch spans partitions; `save(..., positions=[Tracking(...), ...])` stores one
     tracking row per partition in the same transaction as the events. A position that is
     not beyond the stored one raises IntegrityError, so two workers can never both record
     the same offsets.
+
+    Each transaction also adds a batch head (infra/batch_heads.py): the Merkle root of its
+    events, the time it was recorded (this process's clock: the edge, never the domain),
+    the positions it stored and the previous head's hash. The events' leaves and root are
+    hashed before the transaction; under the library's table lock, which already orders the
+    batches, only the head is read, hashed and inserted: no lock of its own.
 
     It also inserts without psycopg's pipeline mode: the library's pipelined insert hangs
     forever (both ends waiting to read) once one batch's array parameter reaches a few
@@ -46,18 +62,74 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
     (psycopg 3.3.9; see psycopg issue 685). The statements are the library's own.
     """
 
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+        tracking_table_name: str = "notification_tracking",
+    ) -> None:
+        super().__init__(
+            datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name
+        )
+        self.batch_heads = BatchHeadsTable(datastore.schema, heads_table_name(events_table_name))
+        self.sql_create_statements.append(self.batch_heads.create_statement)
+
+    @staticmethod
+    def clock() -> datetime:
+        """The time of recording: the wall clock of the process that writes."""
+        return datetime.now(UTC)
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        positions: Sequence[Tracking] = kwargs.get("positions", ())
+        leaves = [
+            event_leaf(e.topic, _uuid(e.originator_id), e.originator_version, e.state)
+            for e in stored_events
+        ]
+        events_root = merkle.root(leaves)
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
             if not stored_events:
+                if positions:  # the positions moved on (dead letters only): a head says so
+                    self._lock_table(curs)
+                    self._add_head(curs, (leaves, events_root), [], positions)
                 return None
             self._insert_stored_events(curs, stored_events, **kwargs)
             ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            self._add_head(curs, (leaves, events_root), ids or (), positions)
             curs.execute(NOTIFY_EVENTS)  # delivered on commit: wakes the relay (EventsWakeup)
             return ids
+
+    def _add_head(
+        self,
+        curs: psycopg.Cursor[DictRow],
+        hashed: tuple[list[bytes], bytes],
+        ids: Sequence[int],
+        positions: Sequence[Tracking],
+    ) -> None:
+        """Add the batch's head; called holding the events table's lock.
+
+        `hashed` is the events' leaves and root in the order given; the ids say their order
+        in the store, which is the same unless the database answered otherwise.
+        """
+        leaves, events_root = hashed
+        if list(ids) != sorted(ids):
+            leaves = [leaf for _, leaf in sorted(zip(ids, leaves, strict=True))]
+            events_root = merkle.root(leaves)
+        if ids and max(ids) - min(ids) + 1 != len(ids):
+            raise ProgrammingError(f"the batch's notification ids are not consecutive: {ids}")
+        sealed = seal(
+            self.batch_heads.last(curs),
+            events_root=events_root,
+            event_count=len(leaves),
+            last_position=max(ids) if ids else None,
+            sources=[(t.application_name, t.notification_id) for t in positions],
+            now=self.clock(),
+        )
+        self.batch_heads.insert(curs, sealed)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
@@ -104,6 +176,15 @@ class LedgerPostgresFactory(PostgresFactory):
         assert isinstance(kwargs, dict)  # the library hands its pool a plain dict
         for name, value in extra.items():
             kwargs.setdefault(name, value)
+
+
+def heads_table_name(events_table_name: str) -> str:
+    """The batch heads table beside an events table: billing_events -> billing_batch_heads."""
+    return events_table_name.removesuffix("_events") + "_batch_heads"
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 def event_store_env(database_url: str) -> dict[str, str]:

@@ -20,9 +20,16 @@ from projections.registry import read_model_tables
 # The tables of the read models, readable by analytics users, as the registry lists them.
 READ_MODEL_TABLES = read_model_tables()
 # Tables analytics users get nothing on: the event store of BillingLedger (the eventsourcing
-# library's events and tracking tables), the relay's positions and the lock tables. A table
-# the ledger's user creates later is readable by default: add any new non-read-model table here.
-PROTECTED_TABLES = ("billing_events", "billing_tracking", "ledger_relay_positions", *LOCK_TABLES)
+# library's events and tracking tables, and the batch heads beside them), the relay's positions
+# and the lock tables. A table the ledger's user creates later is readable by default: add any
+# new non-read-model table here.
+PROTECTED_TABLES = (
+    "billing_events",
+    "billing_tracking",
+    "billing_batch_heads",
+    "ledger_relay_positions",
+    *LOCK_TABLES,
+)
 # Bounds on what one analytics user can hold: sessions, and how long a statement or an idle
 # transaction (which keeps its read locks) may last. Role defaults: a session may SET others.
 CONNECTION_LIMIT = 5

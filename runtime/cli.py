@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audit import cli as audit_cli
 from commands.mapping import key_field_of
 from demo.command import add_demo_parser
 from infra import logs
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AvroError,
         analytics.AnalyticsError,
         NoServer,
+        *audit_cli.ERRORS,
     ) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
@@ -60,7 +62,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(
-        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections}"
+        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections,audit}"
     )
 
     run = verbs.add_parser(
@@ -120,6 +122,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         add_command_parser(types, codec, command_type)
     add_db_parser(verbs)
     add_projections_parser(verbs)
+    audit_cli.add_audit_parser(verbs, _database_url)
     return parser
 
 

@@ -222,7 +222,12 @@ class TestGrantAnalytics:
             assert connection.execute("SELECT count(*) FROM projection_positions").fetchone() == (
                 0,
             )
-            for table in ("billing_events", "billing_tracking", "ledger_relay_positions"):
+            for table in (
+                "billing_events",
+                "billing_tracking",
+                "billing_batch_heads",
+                "ledger_relay_positions",
+            ):
                 with pytest.raises(errors.InsufficientPrivilege):
                     connection.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(table)))
             with pytest.raises(errors.InsufficientPrivilege):

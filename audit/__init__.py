@@ -1,0 +1,1 @@
+"""The auditor's toolkit: verify the history, sign checkpoints, prove events (reads the store only)."""

@@ -1,0 +1,226 @@
+"""Speed of the audit toolkit: `verify` over a generated history, and the writer with heads on and off.
+
+    python bench/audit.py verify [EVENTS]            (default 1,000,000 events)
+    python bench/audit.py writer [BATCHES] [SIZE]    (default 20 batches of 500 commands, each way)
+
+`verify` saves EVENTS new accounts (one AccountOpened of ~450 bytes each) through the real
+writer, 1,000 per transaction, then times `ledger audit verify`'s walk over them.
+`writer` times the command path without Kafka (handle the commands, save events, receipts
+and positions in one transaction) on two fresh databases, one with batch heads and one with
+the writer as it was before them, alternating batch by batch so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import StoredEvent, Tracking
+from psycopg.conninfo import make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audit.store import snapshot  # noqa: E402
+from audit.verify import verify  # noqa: E402
+from commands.handlers import Delivery, process  # noqa: E402
+from commands.mapping import content_digest  # noqa: E402
+from commands.table import command_from_record  # noqa: E402
+from commands.unit_of_work import UnitOfWork  # noqa: E402
+from infra.postgres import NOTIFY_EVENTS, PositionsProcessRecorder, event_store_env  # noqa: E402
+from ledger.account import Account  # noqa: E402
+from ledger.application import BillingLedger  # noqa: E402
+from ledger.receipts import Source  # noqa: E402
+from local import embedded  # noqa: E402
+from tests.helpers import open_account, subscribe  # noqa: E402
+
+
+class WithoutHeads(PositionsProcessRecorder):
+    """The writer as it was before batch heads: events and positions only."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            curs.execute(NOTIFY_EVENTS)
+            return ids
+
+
+class Spent:
+    """Seconds the writer spent on batch heads: hashing events before the lock, the head under it."""
+
+    hashing = 0.0
+    head = 0.0
+
+    @classmethod
+    def watch(cls) -> None:
+        """Time the writer's head work from here on (the wrappers add a little, never less)."""
+        import infra.postgres as writer
+
+        hash_leaf, hash_root, add_head = (
+            writer.event_leaf,
+            writer.merkle.root,
+            writer.PositionsProcessRecorder._add_head,
+        )
+
+        def event_leaf(*args: Any) -> bytes:
+            started = time.perf_counter()
+            try:
+                return hash_leaf(*args)
+            finally:
+                cls.hashing += time.perf_counter() - started
+
+        def root(leaves: Sequence[bytes]) -> bytes:
+            started = time.perf_counter()
+            try:
+                return hash_root(leaves)
+            finally:
+                cls.hashing += time.perf_counter() - started
+
+        def timed_add_head(self: PositionsProcessRecorder, *args: Any) -> None:
+            started = time.perf_counter()
+            try:
+                add_head(self, *args)
+            finally:
+                cls.head += time.perf_counter() - started
+
+        writer.event_leaf = event_leaf  # type: ignore[assignment]
+        writer.merkle.root = root  # type: ignore[assignment]
+        writer.PositionsProcessRecorder._add_head = timed_add_head  # type: ignore[method-assign]
+
+
+def fresh_database(server_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return make_conninfo(server_url, dbname=name)
+
+
+def open_ledger(database_url: str, *, heads: bool = True) -> BillingLedger:
+    env = event_store_env(database_url)
+    if not heads:
+        env["PROCESS_RECORDER_TOPIC"] = "__main__:WithoutHeads"
+    return BillingLedger(env=env)
+
+
+def bench_verify(server_url: str, events: int) -> None:
+    database_url = fresh_database(server_url)
+    ledger = open_ledger(database_url)
+    started = time.perf_counter()
+    opened = datetime(2026, 1, 1, tzinfo=UTC)
+    for start in range(0, events, 1000):
+        accounts = [
+            Account.open(
+                command_id=f"c-{n}",
+                account_id=f"acc-{n}",
+                issued_at=opened,
+                currency="EUR",
+                customer_reference=f"crm-{n:012d}-" + "r" * 200,
+            )
+            for n in range(start, min(events, start + 1000))
+        ]
+        ledger.save(*accounts, positions=[Tracking("bench/commands/0", start)])
+    print(f"generated {events} events in {time.perf_counter() - started:.0f} s")
+    ledger.close()
+    with psycopg.connect(database_url) as connection:
+        (size,) = connection.execute(
+            "SELECT avg(length(state))::int FROM billing_events"
+        ).fetchone() or (0,)
+    print(f"average state: {size} bytes")
+    for run in range(3):
+        started, cpu = time.perf_counter(), time.process_time()
+        with snapshot(database_url) as store:
+            result = verify(store)
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(
+            f"verify run {run + 1}: {took:.1f} s = {events / took:,.0f} events/s; the verifier's "
+            f"own CPU {cpu:.1f} s = {events / cpu:,.0f} events per CPU second; "
+            f"{result.describe()[:40]}"
+        )
+
+
+def deliveries(batch: int, size: int) -> list[Delivery]:
+    records = []
+    for n in range(size // 2):
+        account = f"b{batch}-{n}"
+        records += [("OpenAccount", open_account(account)), ("Subscribe", subscribe(account))]
+    return [
+        Delivery(
+            command_from_record(kind, record),
+            kind,
+            content_digest(kind, record),
+            Source("billing.commands", 0, batch * size + offset),
+        )
+        for offset, (kind, record) in enumerate(records)
+    ]
+
+
+def save_batch(ledger: BillingLedger, batch: int, size: int) -> float:
+    commands = deliveries(batch, size)
+    started = time.perf_counter()
+    work = UnitOfWork(ledger)
+    process(work, commands, frozenset())
+    ledger.save(
+        *work.changed, positions=[Tracking("bench/billing.commands/0", batch * size + size - 1)]
+    )
+    return time.perf_counter() - started
+
+
+def bench_writer(server_url: str, batches: int = 20, size: int = 500) -> None:
+    Spent.watch()
+    ledgers = {
+        "heads on": open_ledger(fresh_database(server_url)),
+        "heads off": open_ledger(fresh_database(server_url), heads=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ledgers}
+    for batch in range(batches + 2):
+        if batch == 2:  # the first batches warm caches and prepared statements
+            Spent.hashing = Spent.head = 0.0
+        order = list(ledgers.items()) if batch % 2 else list(reversed(ledgers.items()))
+        for name, ledger in order:
+            took = save_batch(ledger, batch, size)
+            if batch >= 2:
+                times[name].append(took)
+    for name, taken in times.items():
+        median = statistics.median(taken)
+        print(
+            f"{name}: median {median * 1000:.1f} ms per batch of {size} commands = {size / median:,.0f} commands/s (total {sum(taken):.1f} s)"
+        )
+    on, off = (statistics.median(times[n]) for n in ("heads on", "heads off"))
+    print(f"heads cost {100 * (on - off) / off:+.1f}% of the command path (median batch)")
+    total_on = sum(times["heads on"])
+    print(
+        f"inside the writer with heads on: hashing events {Spent.hashing:.2f} s, adding heads "
+        f"under the lock {Spent.head:.2f} s, of {total_on:.1f} s saving batches "
+        f"= {100 * (Spent.hashing + Spent.head) / total_on:.1f}%"
+    )
+
+
+def main(argv: list[str]) -> None:
+    home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    status, started = embedded.up(home)
+    assert status.postgres.address
+    try:
+        if argv[0] == "verify":
+            bench_verify(status.postgres.address, int(argv[1]) if len(argv) > 1 else 1_000_000)
+        else:
+            bench_writer(status.postgres.address, *(int(a) for a in argv[1:3]))
+    finally:
+        embedded.down(home, started)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["verify"])
