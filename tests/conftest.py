@@ -14,10 +14,9 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from infra.config import Settings
-from infra.kafka import clients
 from local import embedded
 from runtime.runner import topic_specs
-from tests.helpers import Servers
+from tests.helpers import Servers, kafka_clients
 
 
 @pytest.fixture(name="ledger_home")
@@ -52,7 +51,7 @@ def fixture_servers(ledger_home: Path) -> Iterator[Servers]:
     test_database = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{test_database}"')
-    kafka_admin = clients(bootstrap).admin()
+    kafka_admin = kafka_clients(bootstrap).admin()
     kafka_admin.ensure_topics(topic_specs(Settings(None, None)))
     kafka_admin.close()
     try:
