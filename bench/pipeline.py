@@ -9,9 +9,14 @@ burst. Figures are ratios within one run: the machine's speed varies from day to
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from runtime.runner import topic_specs
 from wire.topics import COMMANDS_TOPIC
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 BASELINE_TOPIC = "bench.baseline-commands"
 DEADLINE_S = 900.0  # generous: a loaded machine is slow, a stuck pipeline still ends the run
 
@@ -113,12 +119,67 @@ def pipeline_run(
             warm_up = plans()
             producer.produce_batch(outgoing(warm_up))
             watchers.wait(warm_up)  # the groups have joined, the tables exist
-            figures = {"burst": burst_phase(producer, watchers, burst)}
+            with profiled(process.pid, servers.home / f"profile-{client}.txt") as profile:
+                figures = {"burst": burst_phase(producer, watchers, burst)}
+            figures["burst"]["profile"] = profile
             figures["steady"] = steady_phase(producer, watchers, steady, rate)
             return figures
     finally:
         producer.close()
         watchers.stop()
+
+
+@contextmanager
+def profiled(pid: int, raw: Path) -> Iterator[dict[str, Any]]:
+    """py-spy samples `pid` meanwhile (if installed); the answer fills with the summary after."""
+    summary: dict[str, Any] = {}
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        yield summary
+        return
+    command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100"]
+    recorder = subprocess.Popen(
+        [*command, "--nonblocking", "--threads", "--output", str(raw)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield summary
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+    if raw.exists():
+        summary.update(summarize_profile(raw.read_text()))
+        shutil.copy(raw, RESULTS / raw.name)
+
+
+def summarize_profile(collapsed: str, top: int = 15) -> dict[str, Any]:
+    """Shares of samples per thread, and the functions most often on top of the stack or in it."""
+    threads: Counter[str] = Counter()
+    on_top: Counter[str] = Counter()
+    within: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        threads[frames[0]] += count
+        on_top[frames[-1]] += count
+        for frame in set(frames[1:]):
+            within[frame] += count
+
+    def shares(counter: Counter[str]) -> dict[str, float]:
+        return {name: round(100 * n / total, 1) for name, n in counter.most_common(top)}
+
+    return {
+        "samples": total,
+        "threads_pct": shares(threads),
+        "self_pct": shares(on_top),
+        "total_pct": shares(within),
+    }
 
 
 def burst_phase(producer: Producer, watchers: Watchers, commands: list[Command]) -> dict[str, Any]:
