@@ -5,7 +5,7 @@ message's offset with its events as the pipeline does; nothing is relayed or pro
 
     python -m bench.baseline DATABASE_URL BOOTSTRAP TOPIC COUNT
 
-Prints `ready` once positioned at the start of TOPIC, then, after COUNT commands, one JSON
+Defines the mix's catalogue plans first, prints `ready` once positioned at the start of TOPIC, then, after COUNT commands, one JSON
 line: the wall-clock time the last was saved, the events stored and the CPU seconds used.
 """
 
@@ -18,14 +18,17 @@ import time
 from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.mix import encoded, plans
 from commands.consumer import handle_batch
 from infra.kafka import Message
+from ledger.application import BillingLedger
 from runtime.runner import open_ledger
 from tests.helpers import CODEC
 
 
 def main(database_url: str, bootstrap: str, topic: str, count: int) -> None:
     ledger = open_ledger(database_url)
+    define_plans(ledger)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
     )
@@ -60,6 +63,13 @@ def main(database_url: str, bootstrap: str, topic: str, count: int) -> None:
     )
     consumer.close()
     ledger.close()
+
+
+def define_plans(ledger: BillingLedger) -> None:
+    """The catalogue the mix's plan changes need, as the pipeline gets it before its burst."""
+    for offset, (key, value) in enumerate(encoded(plans())):
+        handled = handle_batch(ledger, CODEC, [Message("plans", 0, offset, key, value)])
+        ledger.save(*handled.work.changed)
 
 
 if __name__ == "__main__":
