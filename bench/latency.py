@@ -10,11 +10,8 @@ before the next) and measures, from the producer's acknowledgement:
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,34 +22,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.config import Settings  # noqa: E402
-from infra.kafka import clients  # noqa: E402
-from local import embedded  # noqa: E402
-from runtime.runner import topic_specs  # noqa: E402
+from bench.servers import bench_servers, ledger_env, ledger_running  # noqa: E402
 from tests.helpers import CODEC, command_message, open_account, subscribe  # noqa: E402
 
 
-def main(count: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    status, _ = embedded.up(home)
-    admin = clients(str(status.kafka.address)).admin()
-    admin.ensure_topics(topic_specs(Settings(None, None)))
-    admin.close()
-    env = {
-        **os.environ,
-        "LEDGER_HOME": str(home),
-        "LEDGER_SESSION_TIMEOUT_MS": "2000",
-        "LEDGER_DATABASE_URL": str(status.postgres.address),
-        "LEDGER_KAFKA_BOOTSTRAP": str(status.kafka.address),
-        "LEDGER_LOG_LEVEL": "warning",
-    }
-    ledger = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=ROOT)
-    try:
-        measure(str(status.postgres.address), str(status.kafka.address), count)
-    finally:
-        ledger.terminate()
-        ledger.wait(timeout=30)
-        embedded.down(home)
+def main(count: int = 20) -> None:
+    with bench_servers() as servers:
+        database_url = servers.database("latency")
+        env = ledger_env(database_url, servers.bootstrap)
+        with ledger_running(env, servers.home / "ledger.log"):
+            measure(database_url, servers.bootstrap, count)
 
 
 def measure(database_url: str, bootstrap: str, count: int) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,48 +21,30 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.config import Settings  # noqa: E402
-from infra.kafka import clients  # noqa: E402
+from bench.servers import bench_servers, ledger_env, ledger_running  # noqa: E402
 from local import apache_kafka, embedded  # noqa: E402
-from runtime.runner import topic_specs  # noqa: E402
 from tests.helpers import command_message, open_account, subscribe  # noqa: E402
 
 
-def main(broker: str, accounts: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+def main(accounts: int = 5000, broker: str = "tansu") -> None:
     os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
-    status, _ = embedded.up(home, broker=broker)
-    print(f"broker: {status.kafka.detail}")
-    database_url, bootstrap = str(status.postgres.address), str(status.kafka.address)
-    admin = clients(bootstrap).admin()
-    admin.ensure_topics(topic_specs(Settings(None, None)))
-    admin.close()
-    env = {
-        **os.environ,
-        "LEDGER_HOME": str(home),
-        "LEDGER_SESSION_TIMEOUT_MS": "2000",
-        "LEDGER_DATABASE_URL": database_url,
-        "LEDGER_KAFKA_BOOTSTRAP": bootstrap,
-        "LEDGER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
-    }
-    ledger = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run"], env=env, cwd=ROOT)
-    try:
-        time.sleep(4)  # group joins
-        started = time.perf_counter()
-        publish(bootstrap, accounts)
-        published = time.perf_counter()
-        print(f"published {2 * accounts} commands in {published - started:.1f} s")
-        results_at = wait_for_results(bootstrap, 2 * accounts)
-        rows_at = wait_for_rows(database_url, accounts)
+    with bench_servers(embedded_broker=broker) as servers:
+        print(f"broker: {broker}")
+        database_url, bootstrap = servers.database("throughput"), servers.bootstrap
+        env = ledger_env(database_url, bootstrap)
+        with ledger_running(env, servers.home / "ledger.log"):
+            time.sleep(4)  # group joins
+            started = time.perf_counter()
+            publish(bootstrap, accounts)
+            published = time.perf_counter()
+            print(f"published {2 * accounts} commands in {published - started:.1f} s")
+            results_at = wait_for_results(bootstrap, 2 * accounts)
+            rows_at = wait_for_rows(database_url, accounts)
         for what, at in (("results", results_at), ("balances rows", rows_at)):
             took = at - started
             print(
                 f"all {what}: {took:.1f} s after the first send = {2 * accounts / took:.0f} commands/s"
             )
-    finally:
-        ledger.terminate()
-        ledger.wait(timeout=60)
-        embedded.down(home)
 
 
 def publish(bootstrap: str, accounts: int) -> None:
@@ -110,4 +90,4 @@ if __name__ == "__main__":
     parser.add_argument("--broker", choices=sorted(embedded.BROKERS), default="tansu")
     parser.add_argument("accounts", nargs="?", type=int, default=5000)
     arguments = parser.parse_args()
-    main(arguments.broker, arguments.accounts)
+    main(arguments.accounts, arguments.broker)

@@ -32,6 +32,8 @@ VARIABLES: dict[str, str] = {
     "default: console when stderr is a terminal, json otherwise.",
     "LEDGER_CLOCK_INTERVAL_S": "Seconds between the ticks of ledger run's clock, which sends "
     "AdvanceClock at the current time for every account (default 0: no clock).",
+    "LEDGER_KAFKA_CLIENT": "kafka-python (default) or confluent-kafka (the faster librdkafka "
+    "client; install the extra: pip install 'billing-ledger[fast]').",
     "LEDGER_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default PLAINTEXT).",
     "LEDGER_KAFKA_SASL_MECHANISM": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with SASL_* protocols.",
     "LEDGER_KAFKA_SASL_USERNAME": "SASL user name.",
@@ -44,6 +46,8 @@ VARIABLES: dict[str, str] = {
     "that file does not hold it.",
 }
 
+# The Kafka client libraries infra.kafka.factory can build the clients with; the first is the default.
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # The SASL mechanisms that authenticate with a user name and a password (kafka-python's
 # sasl_plain_username / sasl_plain_password serve all three).
@@ -109,6 +113,7 @@ class Settings:
     log_level: str = "info"
     log_format: str | None = None  # json or console; None: console on a terminal
     kafka_security: KafkaSecurity = PLAINTEXT
+    kafka_client: str = KAFKA_CLIENTS[0]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +131,7 @@ class Settings:
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),
             log_format=_log_format(env),
             kafka_security=KafkaSecurity.from_env(env),
+            kafka_client=_kafka_client(env),
         )
 
     def __repr__(self) -> str:
@@ -139,6 +145,15 @@ def _log_format(env: Mapping[str, str]) -> str | None:
     if raw and raw not in ("json", "console"):
         raise ConfigError(f"LEDGER_LOG_FORMAT must be json or console, got {raw!r}")
     return raw or None
+
+
+def _kafka_client(env: Mapping[str, str]) -> str:
+    raw = (env.get("LEDGER_KAFKA_CLIENT") or KAFKA_CLIENTS[0]).lower()
+    if raw not in KAFKA_CLIENTS:
+        raise ConfigError(
+            f"LEDGER_KAFKA_CLIENT must be one of {', '.join(KAFKA_CLIENTS)}, got {raw!r}"
+        )
+    return raw
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:

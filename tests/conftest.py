@@ -20,10 +20,9 @@ from kafka import KafkaAdminClient
 from psycopg.conninfo import make_conninfo
 
 from infra.config import Settings
-from infra.kafka import clients
 from local import apache_kafka, embedded
 from runtime.runner import topic_specs
-from tests.helpers import Servers, wait_for
+from tests.helpers import Servers, kafka_clients, wait_for
 
 # Apache Kafka's jars are fetched once per machine, not once per test's home.
 os.environ.setdefault("LEDGER_KAFKA_JARS", str(apache_kafka.SHARED_JAR_CACHE))
@@ -100,7 +99,7 @@ def fixture_servers(
     test_database = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{test_database}"')
-    kafka_admin = clients(bootstrap).admin()
+    kafka_admin = kafka_clients(bootstrap).admin()
     kafka_admin.ensure_topics(topic_specs(Settings(None, None)))
     kafka_admin.close()
     try:

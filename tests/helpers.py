@@ -14,6 +14,8 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from commands.mapping import key_field_of
+from infra.config import Settings
+from infra.kafka import KafkaClients, clients
 from wire.codec import AvroCodec, Decoded
 
 CODEC = AvroCodec()
@@ -21,6 +23,11 @@ CODEC = AvroCodec()
 # less than its group.min.session.timeout.ms (6000 by default), so set the variable there.
 SESSION_TIMEOUT_MS = int(os.environ.get("LEDGER_SESSION_TIMEOUT_MS") or 2000)
 ISSUED_AT = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+# The library the tests build the ledger's own Kafka clients with, named as `ledger run` reads
+# it: LEDGER_KAFKA_CLIENT=confluent-kafka runs the suite on the other client.
+KAFKA_CLIENT = Settings.from_env(
+    {"LEDGER_KAFKA_CLIENT": os.environ.get("LEDGER_KAFKA_CLIENT", "")}
+).kafka_client
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,11 @@ class Servers:
     database_url: str
     kafka_bootstrap: str
     embedded_home: Path | None = None  # where the embedded servers run, if the test started them
+
+
+def kafka_clients(bootstrap: str) -> KafkaClients:
+    """The ledger's client factory for `bootstrap`, on the library LEDGER_KAFKA_CLIENT names."""
+    return clients(bootstrap, Settings(None, bootstrap, kafka_client=KAFKA_CLIENT))
 
 
 @dataclass(frozen=True)

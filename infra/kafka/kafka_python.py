@@ -14,7 +14,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.serializer import Serializer
 
 from infra.config import PLAINTEXT, KafkaSecurity, Settings
-from infra.kafka.protocols import Message, Outgoing, Partition, TopicSpec
+from infra.kafka.protocols import MAX_REQUEST_BYTES, Message, Outgoing, Partition, TopicSpec
 
 logger = structlog.get_logger(__name__)
 
@@ -70,7 +70,7 @@ class KafkaPythonProducer:
             **client_options(bootstrap, security),
             acks="all",
             linger_ms=5,
-            max_request_size=4 * 1024 * 1024,
+            max_request_size=MAX_REQUEST_BYTES,
             key_serializer=_KeyBytes(),
         )
 

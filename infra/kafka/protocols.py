@@ -12,6 +12,9 @@ from typing import Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
 Partition = tuple[str, int]
+# The largest request, and so the largest message, the ledger's producers send (kafka-python's
+# max_request_size, librdkafka's message.max.bytes).
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

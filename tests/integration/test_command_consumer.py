@@ -17,9 +17,11 @@ from ledger.application import BillingLedger, event_id
 from runtime.runner import open_ledger
 from tests.helpers import (
     CODEC,
+    KAFKA_CLIENT,
     SESSION_TIMEOUT_MS,
     Servers,
     command_message,
+    kafka_clients,
     open_account,
     publish,
     read_until,
@@ -55,11 +57,12 @@ def fixture_handler(servers: Servers) -> Iterator[Handler]:
         servers.kafka_bootstrap,
         batch_size=100,
         session_timeout_ms=SESSION_TIMEOUT_MS,
+        kafka_client=KAFKA_CLIENT,
     )
     ledger = open_ledger(servers.database_url)
     kafka = clients(servers.kafka_bootstrap, settings).consumer("test-commands")
-    producer = clients(servers.kafka_bootstrap).producer()
-    admin = clients(servers.kafka_bootstrap).admin()
+    producer = kafka_clients(servers.kafka_bootstrap).producer()
+    admin = kafka_clients(servers.kafka_bootstrap).admin()
     cluster_id = admin.cluster_id()
     admin.close()
     consumer = CommandConsumer(ledger, kafka, producer, CODEC, cluster_id)

@@ -21,8 +21,10 @@ from projections.projector import Projector
 from runtime.runner import open_ledger
 from tests.helpers import (
     CODEC,
+    KAFKA_CLIENT,
     SESSION_TIMEOUT_MS,
     Servers,
+    kafka_clients,
     open_account,
     read_until,
     subscribe,
@@ -57,7 +59,7 @@ def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
 @pytest.fixture(name="producer")
 def fixture_producer(servers: Servers) -> Iterator[Producer]:
     """A producer on the test's broker."""
-    producer = clients(servers.kafka_bootstrap).producer()
+    producer = kafka_clients(servers.kafka_bootstrap).producer()
     yield producer
     producer.close()
 
@@ -136,7 +138,10 @@ class TestProjector:
             relay.run_once()
             relay.close()
         settings = Settings(
-            servers.database_url, servers.kafka_bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS
+            servers.database_url,
+            servers.kafka_bootstrap,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            kafka_client=KAFKA_CLIENT,
         )
         consumer = clients(servers.kafka_bootstrap, settings).consumer("test-projector")
         connection = psycopg.connect(servers.database_url)

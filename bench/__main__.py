@@ -1,0 +1,125 @@
+"""`python -m bench <benchmark>`: the benchmarks, each starting its own servers.
+
+python -m bench pipeline --commands 5000 --accounts 1000 [--rate 500] [--client kafka-python,confluent-kafka]
+python -m bench throughput [ACCOUNTS]
+python -m bench latency [COUNT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from infra.config import KAFKA_CLIENTS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True)
+    pipeline = benchmarks.add_parser(
+        "pipeline", help="ledger run end to end against the naive baseline, in one run"
+    )
+    pipeline.add_argument(
+        "--commands",
+        type=int,
+        default=5000,
+        help="commands of the burst and of the steady phase (default 5000)",
+    )
+    pipeline.add_argument(
+        "--accounts",
+        type=int,
+        default=1000,
+        help="accounts the commands are spread over (default 1000)",
+    )
+    pipeline.add_argument(
+        "--rate",
+        type=float,
+        default=500,
+        help="offered commands/s of the steady phase (default 500)",
+    )
+    pipeline.add_argument("--broker", help="Kafka bootstrap servers (default: an embedded broker)")
+    pipeline.add_argument("--database", help="PostgreSQL server URL (default: an embedded server)")
+    pipeline.add_argument(
+        "--client",
+        default=KAFKA_CLIENTS[0],
+        help=f"ledger run's Kafka client(s), comma separated: {', '.join(KAFKA_CLIENTS)} (default {KAFKA_CLIENTS[0]})",
+    )
+    pipeline.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
+    pipeline.add_argument(
+        "--out", type=Path, help="the result file (default bench/results/pipeline-<time>.json)"
+    )
+    for name, help_text in (
+        ("throughput", "a burst of OpenAccount + Subscribe"),
+        ("latency", "one command at a time"),
+    ):
+        other = benchmarks.add_parser(name, help=help_text)
+        other.add_argument("size", type=int, nargs="?")
+    args = parser.parse_args(argv)
+    if args.benchmark == "pipeline":
+        return run_pipeline(args)
+    module = importlib.import_module(f"bench.{args.benchmark}")
+    module.main(*([args.size] if args.size else []))
+    return 0
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from bench.machine import machine
+    from bench.pipeline import run
+    from bench.servers import bench_servers
+
+    client_names = [name.strip() for name in args.client.split(",") if name.strip()]
+    unknown = set(client_names) - set(KAFKA_CLIENTS)
+    if unknown:
+        print(
+            f"unknown --client {', '.join(sorted(unknown))}; known: {', '.join(KAFKA_CLIENTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    # The benchmark's own publisher and watchers use the cheaper client when it is there.
+    observer = "confluent-kafka" if importlib.util.find_spec("confluent_kafka") else "kafka-python"
+    with bench_servers(args.broker, args.database) as servers:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        details = machine(servers.server_url)
+        figures = run(
+            servers,
+            args.commands,
+            args.accounts,
+            args.rate,
+            client_names,
+            observer,
+            not args.no_baseline,
+        )
+        details["load_average_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
+    result: dict[str, Any] = {
+        "started": started,
+        "parameters": {
+            "commands": args.commands,
+            "accounts": args.accounts,
+            "rate": args.rate,
+            "clients": client_names,
+            "observer_client": observer,
+            "broker": args.broker or "embedded tansu",
+            "database": "given" if args.database else "embedded PostgreSQL",
+        },
+        "machine": details,
+        **figures,
+    }
+    out = args.out or RESULTS / f"pipeline-{started.replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
