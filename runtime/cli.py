@@ -22,7 +22,7 @@ from infra.kafka import KafkaClients, Outgoing, clients
 from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
-from runtime import analytics, runner, send
+from runtime import analytics, report_command, runner, send
 from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         send.SendError,
         AvroError,
         analytics.AnalyticsError,
+        report_command.ReportError,
         NoServer,
     ) as error:
         print(f"ledger: {error}", file=sys.stderr)
@@ -60,7 +61,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(
-        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections}"
+        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections,report}"
     )
 
     run = verbs.add_parser(
@@ -113,6 +114,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         add_command_parser(types, codec, command_type)
     add_db_parser(verbs)
     add_projections_parser(verbs)
+    report_command.add_parser(verbs, do_report)
     return parser
 
 
@@ -283,6 +285,11 @@ def do_projections_status(args: argparse.Namespace, settings: Settings, codec: A
     status = projections_status(_database_url(settings), kafka)
     print(json.dumps(status.as_dict(), indent=2) if args.json else status.describe())
     return 0
+
+
+def do_report(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger report`."""
+    return report_command.run(args, _database_url(settings), sys.stdout)
 
 
 def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
