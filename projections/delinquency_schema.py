@@ -76,6 +76,11 @@ COMMENTS = """
 COMMENT ON TABLE delinquency IS
     'One row per account: how late it pays, its dunning, renegotiation and hardship, as of '
     'updated_at; delinquency_as_of(time) gives the same as of any time. See docs/read-models.md.';
+COMMENT ON COLUMN delinquency.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN delinquency.currency IS 'ISO 4217 code of every amount of the account.';
+COMMENT ON COLUMN delinquency.account_version IS 'The version of the last account event applied.';
+COMMENT ON COLUMN delinquency.updated_at IS
+    'The business time of that event: the columns marked "as of updated_at" count at it.';
 COMMENT ON COLUMN delinquency.opened_at IS 'Business time the account was opened.';
 COMMENT ON COLUMN delinquency.status IS
     'As of updated_at: cancelled_for_nonpayment, suspended, hardship, renegotiated, in_dunning, '
@@ -110,6 +115,12 @@ COMMENT ON COLUMN delinquency.final_action IS
 COMMENT ON COLUMN delinquency.final_action_at IS 'When the final action was taken.';
 COMMENT ON TABLE delinquency_invoices IS
     'One row per invoice: its open balance, due date and dunning. See docs/read-models.md.';
+COMMENT ON COLUMN delinquency_invoices.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN delinquency_invoices.invoice_id IS 'The invoice (as in invoices).';
+COMMENT ON COLUMN delinquency_invoices.currency IS 'ISO 4217 code of its amounts.';
+COMMENT ON COLUMN delinquency_invoices.account_version IS
+    'The version of the last account event applied to it.';
+COMMENT ON COLUMN delinquency_invoices.updated_at IS 'The business time of that event.';
 COMMENT ON COLUMN delinquency_invoices.renegotiation_plan_id IS 'The plan of an installment.';
 COMMENT ON COLUMN delinquency_invoices.renegotiation_defaulted IS 'The installment''s plan defaulted.';
 COMMENT ON COLUMN delinquency_invoices.due_at IS 'Due date now (acceleration moves it).';
@@ -128,6 +139,12 @@ COMMENT ON COLUMN delinquency_invoices.closed_by IS
 COMMENT ON TABLE receivable_movements IS
     'Every change of an invoice''s open balance or due date, with its business time: the '
     'history aging as of a past date is computed from. See docs/read-models.md.';
+COMMENT ON COLUMN receivable_movements.event_id IS 'The event that made the change.';
+COMMENT ON COLUMN receivable_movements.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN receivable_movements.invoice_id IS 'The invoice changed.';
+COMMENT ON COLUMN receivable_movements.currency IS 'ISO 4217 code of the change.';
+COMMENT ON COLUMN receivable_movements.occurred_at IS 'The business time of the event.';
+COMMENT ON COLUMN receivable_movements.account_version IS 'The account version of the event.';
 COMMENT ON COLUMN receivable_movements.cause IS
     'issued, installment, paid, credit_applied, discounted, written_off, renegotiated or '
     'accelerated.';

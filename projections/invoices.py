@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS invoices (
 COMMENT ON TABLE invoices IS
     'One row per invoice: its amount, due date, what settled it and its status; amounts in '
     'minor units of currency. See docs/read-models.md.';
+COMMENT ON COLUMN invoices.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN invoices.invoice_id IS
+    'The invoice: <subscription>/<cycle + 1>, <subscription>/<cycle + 1>/change-<n> or <plan>/<k>.';
+COMMENT ON COLUMN invoices.currency IS 'ISO 4217 code of every amount of the invoice.';
 COMMENT ON COLUMN invoices.kind IS
     'cycle (a subscription''s billing cycle), proration (a plan change''s part of a cycle) or '
     'installment (of a renegotiation plan).';
