@@ -22,7 +22,7 @@ from infra.kafka import KafkaClients, Outgoing, clients
 from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
-from runtime import analytics, report_command, runner, send
+from runtime import analytics, projections_command, report_command, runner, send
 from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -137,6 +137,7 @@ def add_projections_parser(verbs: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(action=do_projections_status)
+    projections_command.add_rebuild_parser(operations, do_projections_rebuild)
 
 
 def add_db_parser(verbs: Any) -> None:
@@ -290,6 +291,11 @@ def do_projections_status(args: argparse.Namespace, settings: Settings, codec: A
 def do_report(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
     """`ledger report`."""
     return report_command.run(args, _database_url(settings), sys.stdout)
+
+
+def do_projections_rebuild(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger projections rebuild`."""
+    return projections_command.run(args, _database_url(settings))
 
 
 def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:

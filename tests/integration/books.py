@@ -13,8 +13,9 @@ from typing import Any
 
 import psycopg
 
-from commands.mapping import command_from_record
+from commands.table import command_from_record
 from infra.postgres import create_tables
+from ledger.application import BillingLedger
 from projections.projector import POSITIONS_SCHEMA
 from projections.registry import READ_MODELS
 from tests.unit.builders import Sender, in_memory_ledger
@@ -33,8 +34,8 @@ def day(n: int) -> datetime:
 class Book:
     """Commands in, read-model rows out: each `do` is one batch, projected at once."""
 
-    def __init__(self, database_url: str) -> None:
-        self.ledger = in_memory_ledger()
+    def __init__(self, database_url: str, ledger: BillingLedger | None = None) -> None:
+        self.ledger = ledger or in_memory_ledger()
         self.send = Sender(self.ledger)
         self.connection = psycopg.connect(database_url)
         create_tables(self.connection, POSITIONS_SCHEMA, *(m.schema for m in READ_MODELS))
