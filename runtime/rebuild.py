@@ -103,7 +103,8 @@ def _apply_history(
     total = ledger.recorder.max_notification_id() or 0
     position, count = after, 0
     for page in _pages(ledger, after):
-        with connection.transaction(), connection.cursor() as cursor:
+        # A pipeline sends the page's statements without waiting for each answer.
+        with connection.pipeline(), connection.transaction(), connection.cursor() as cursor:
             _use_rebuild_schema(connection)
             for notification in page:
                 message = outgoing(

@@ -30,7 +30,9 @@ def write(report: Report, kind: str, output_format: str, stream: TextIO) -> None
         writer.writerow(report.columns)
         writer.writerows([[_plain(value) for value in row] for row in report.rows])
     else:
-        Console(file=stream, width=max(200, len(report.columns) * 14)).print(as_table(report))
+        # A terminal's own width, else (a file, a pipe) wide enough for every cell whole.
+        width = None if stream.isatty() else _full_width(report)
+        Console(file=stream, width=width).print(as_table(report))
 
 
 def as_json(report: Report, kind: str) -> dict[str, Any]:
@@ -64,6 +66,12 @@ def as_table(report: Report) -> Table:
             )
         )
     return table
+
+
+def _full_width(report: Report) -> int:
+    table = as_table(report)
+    cells = [[column.header, *column.cells] for column in table.columns]
+    return sum(max(len(str(cell)) for cell in column) + 3 for column in cells) + 1
 
 
 def _major(amount_minor: int | None, currency: str | None) -> str:
