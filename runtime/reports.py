@@ -1,7 +1,7 @@
 """`ledger report`: the read models as tables for people and JSON or CSV for scripts.
 
 Reports read the read-model tables and functions only. Each kind is one entry of REPORTS: a
-function from a connection and the options to a `Report`; runtime/report_format.py prints it.
+function from a connection and the options to a `Report`; runtime/report_output.py prints it.
 Times count "as of" a business time: --as-of, or else the latest business time the read
 models have seen (the last account event applied), never the wall clock.
 """
