@@ -1,4 +1,4 @@
-"""The balances read model: one row per account with what it owes, built from billing.events.
+"""The balances read model: one row per account with what it owes, holds and has moved so far.
 
 Each row keeps the account version it has applied, so an event republished by the relay
 (at-least-once) is applied once.
@@ -9,7 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from projections.receivable import debit_balance
+
+# Totals kept per account, each a sum of amounts of one kind of event (minor units).
+TOTALS = (
+    "paid_minor",
+    "discounted_minor",
+    "credited_minor",
+    "refunded_minor",
+    "written_off_minor",
+    "forgiven_minor",
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS balances (
     account_id text PRIMARY KEY,
@@ -22,9 +34,53 @@ CREATE TABLE IF NOT EXISTS balances (
     account_version bigint NOT NULL,
     updated_at timestamptz NOT NULL
 );
+ALTER TABLE balances
+    ADD COLUMN IF NOT EXISTS paid_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS discounted_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS credited_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS refunded_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS written_off_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS forgiven_minor bigint NOT NULL DEFAULT 0;
 COMMENT ON TABLE balances IS
-    'One row per account: receivable_minor is what the customer owes, in minor units of currency.';
+    'One row per account: what it owes (receivable_minor), the credit it holds and the totals '
+    'moved so far; amounts in minor units of currency. See docs/read-models.md.';
+COMMENT ON COLUMN balances.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN balances.currency IS 'ISO 4217 code of every amount of the account.';
+COMMENT ON COLUMN balances.customer_reference IS 'The upstream system''s customer id.';
+COMMENT ON COLUMN balances.receivable_minor IS
+    'Outstanding: what the customer owes now, the debit balance of the receivable ledger account.';
+COMMENT ON COLUMN balances.customer_credit_minor IS
+    'Credit the account holds (overpayments, credit notes), the credit balance of customer_credit.';
+COMMENT ON COLUMN balances.invoiced_minor IS
+    'Total invoiced: InvoiceIssued amounts plus the interest of renegotiation plans.';
+COMMENT ON COLUMN balances.subscriptions IS 'Subscriptions taken out (Subscribed events).';
+COMMENT ON COLUMN balances.paid_minor IS
+    'Money received: PaymentReceived amounts, including the part that became credit.';
+COMMENT ON COLUMN balances.discounted_minor IS 'Early-payment discounts granted.';
+COMMENT ON COLUMN balances.credited_minor IS
+    'Credit notes issued (revenue given back as credit), including prorated cancellations.';
+COMMENT ON COLUMN balances.refunded_minor IS 'Customer credit paid back (CreditRefunded).';
+COMMENT ON COLUMN balances.written_off_minor IS 'What invoices owed and was given up on (InvoiceWrittenOff).';
+COMMENT ON COLUMN balances.forgiven_minor IS 'Debt forgiven by renegotiation plans (DebtRenegotiated).';
+COMMENT ON COLUMN balances.account_version IS 'The version of the last account event applied.';
+COMMENT ON COLUMN balances.updated_at IS 'The business time of the last account event applied.';
 """
+_ADD = sql.SQL(", ").join(
+    sql.SQL("{0} = {0} + %s").format(sql.Identifier(column))
+    for column in ("receivable_minor", "customer_credit_minor", "invoiced_minor", *TOTALS)
+)
+_UPDATE = sql.SQL(
+    "UPDATE balances SET {}, subscriptions = subscriptions + %s, account_version = %s, "
+    "updated_at = %s WHERE account_id = %s AND account_version < %s"
+).format(_ADD)
+# Event type -> the total its amount_minor adds to.
+_TOTAL_OF_EVENT = {
+    "PaymentReceived": "paid_minor",
+    "EarlyPaymentDiscountGranted": "discounted_minor",
+    "CreditNoteIssued": "credited_minor",
+    "CreditRefunded": "refunded_minor",
+    "InvoiceWrittenOff": "written_off_minor",
+}
 
 
 class Balances:
@@ -53,16 +109,14 @@ class Balances:
             )
             return
         postings = record.get("postings", [])
+        totals = dict.fromkeys(TOTALS, 0) | totals_of(event_type, record)
         cursor.execute(
-            "UPDATE balances SET receivable_minor = receivable_minor + %s, "
-            "customer_credit_minor = customer_credit_minor + %s, "
-            "invoiced_minor = invoiced_minor + %s, subscriptions = subscriptions + %s, "
-            "account_version = %s, updated_at = %s "
-            "WHERE account_id = %s AND account_version < %s",
+            _UPDATE,
             (
-                _debit_balance("receivable", postings),
-                -_debit_balance("customer_credit", postings),
-                record["amount_minor"] if event_type == "InvoiceIssued" else 0,
+                debit_balance("receivable", postings),
+                -debit_balance("customer_credit", postings),
+                invoiced_of(event_type, record),
+                *totals.values(),
                 1 if event_type == "Subscribed" else 0,
                 record["account_version"],
                 record["occurred_at"],
@@ -72,12 +126,21 @@ class Balances:
         )
 
 
-def _debit_balance(ledger_account: str, postings: list[dict[str, Any]]) -> int:
-    return sum(
-        p["amount_minor"] if p["side"] == "DEBIT" else -p["amount_minor"]
-        for p in postings
-        if p["ledger_account"] == ledger_account
-    )
+def invoiced_of(event_type: str, record: dict[str, Any]) -> int:
+    """What an event adds to the invoiced total: an invoice's amount, a plan's interest."""
+    if event_type == "InvoiceIssued":
+        return int(record["amount_minor"])
+    if event_type == "DebtRenegotiated":
+        return int(record["interest_minor"])
+    return 0
+
+
+def totals_of(event_type: str, record: dict[str, Any]) -> dict[str, int]:
+    """The totals (of TOTALS) an event adds to, and by how much."""
+    if event_type == "DebtRenegotiated":
+        return {"forgiven_minor": int(record["forgiven_minor"])}
+    total = _TOTAL_OF_EVENT.get(event_type)
+    return {} if total is None else {total: int(record["amount_minor"])}
 
 
 def account_ids(connection: psycopg.Connection[Any]) -> list[str]:

@@ -25,6 +25,16 @@ CREATE TABLE IF NOT EXISTS plans (
 );
 COMMENT ON TABLE plans IS
     'The plan catalogue: what new subscribers to each plan pay, in minor units of currency.';
+COMMENT ON COLUMN plans.plan_id IS 'The catalogue plan''s id.';
+COMMENT ON COLUMN plans.name IS 'Its name for people.';
+COMMENT ON COLUMN plans.price_minor IS 'What new subscribers pay per interval, in minor units.';
+COMMENT ON COLUMN plans.currency IS 'ISO 4217 code of the price.';
+COMMENT ON COLUMN plans.interval_unit IS 'DAY, MONTH or YEAR.';
+COMMENT ON COLUMN plans.interval_count IS 'Billed every interval_count interval_units.';
+COMMENT ON COLUMN plans.trial_days IS 'Free days before a new subscriber''s first invoice.';
+COMMENT ON COLUMN plans.retired IS 'The plan takes no new subscribers.';
+COMMENT ON COLUMN plans.plan_version IS 'The version of the last plan event applied.';
+COMMENT ON COLUMN plans.updated_at IS 'The business time of that event.';
 """
 
 

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from projections.balances import Balances
+from projections.delinquency import Delinquency
 from projections.failures import FAILURES_TABLE
 from projections.forecast import Forecast
+from projections.invoices import Invoices
 from projections.metrics import Metrics
 from projections.plans import Plans
+from projections.postings import Postings
 from projections.projector import POSITIONS_TABLE, Projection
 from projections.subscriptions import Subscriptions
 
-READ_MODELS: tuple[Projection, ...] = (Balances(), Plans(), Subscriptions(), Forecast(), Metrics())
+READ_MODELS: tuple[Projection, ...] = (
+    Balances(),
+    Plans(),
+    Invoices(),
+    Postings(),
+    Delinquency(),
+    Subscriptions(),
+    Forecast(),
+    Metrics(),
+)
 # The projector that feeds READ_MODELS in `ledger run`: its positions and failures carry it.
 READ_MODELS_PROJECTOR = "read-models"
 

@@ -23,7 +23,7 @@ from infra.kafka import KafkaClients, Outgoing, clients
 from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
-from runtime import analytics, runner, send
+from runtime import analytics, projections_command, report_command, runner, send
 from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         send.SendError,
         AvroError,
         analytics.AnalyticsError,
+        report_command.ReportError,
         NoServer,
         *audit_cli.ERRORS,
     ) as error:
@@ -62,7 +63,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(
-        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections,audit}"
+        dest="verb", required=True, metavar="{run,demo,infra,send,db,projections,report,audit}"
     )
 
     run = verbs.add_parser(
@@ -122,6 +123,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         add_command_parser(types, codec, command_type)
     add_db_parser(verbs)
     add_projections_parser(verbs)
+    report_command.add_parser(verbs, do_report)
     audit_cli.add_audit_parser(verbs, _database_url)
     return parser
 
@@ -145,6 +147,7 @@ def add_projections_parser(verbs: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(action=do_projections_status)
+    projections_command.add_rebuild_parser(operations, do_projections_rebuild)
 
 
 def add_db_parser(verbs: Any) -> None:
@@ -293,6 +296,16 @@ def do_projections_status(args: argparse.Namespace, settings: Settings, codec: A
     status = projections_status(_database_url(settings), kafka)
     print(json.dumps(status.as_dict(), indent=2) if args.json else status.describe())
     return 0
+
+
+def do_report(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger report`."""
+    return report_command.run(args, _database_url(settings), sys.stdout)
+
+
+def do_projections_rebuild(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
+    """`ledger projections rebuild`."""
+    return projections_command.run(args, _database_url(settings))
 
 
 def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
