@@ -44,7 +44,7 @@ def main(database_url: str, bootstrap: str, topic: str, count: int) -> None:
                 message = Message(
                     record.topic, record.partition, record.offset, record.key, record.value
                 )
-                handled = handle_batch(ledger, CODEC, [message])
+                handled = handle_batch(ledger, CODEC, [message], "baseline")
                 events += sum(len(o.event_ids) for o in handled.outcomes if not o.redelivery)
                 position = Tracking(f"baseline/{record.topic}/{record.partition}", record.offset)
                 ledger.save(*handled.work.changed, positions=[position])
@@ -68,7 +68,7 @@ def main(database_url: str, bootstrap: str, topic: str, count: int) -> None:
 def define_plans(ledger: BillingLedger) -> None:
     """The catalogue the mix's plan changes need, as the pipeline gets it before its burst."""
     for offset, (key, value) in enumerate(encoded(plans())):
-        handled = handle_batch(ledger, CODEC, [Message("plans", 0, offset, key, value)])
+        handled = handle_batch(ledger, CODEC, [Message("plans", 0, offset, key, value)], "baseline")
         ledger.save(*handled.work.changed)
 
 

@@ -74,7 +74,7 @@ def _handle(
 ) -> None:
     if not messages:
         return
-    handled = handle_batch(ledger, codec, messages)
+    handled = handle_batch(ledger, codec, messages, "demo-shadow")
     played.outcomes += handled.outcomes
     played.dead_letters += len(handled.dead_letters)
     changed = handled.work.changed

@@ -47,7 +47,7 @@ class TestFailingHandlerLog:
             read_at(41, "Subscribe", subscribing),
         ]
         with capture_logs() as logs:
-            handled = handle_batch(ledger, CODEC, messages)
+            handled = handle_batch(ledger, CODEC, messages, "cluster-t")
         (failure,) = [line for line in logs if line["event"] == "commands.handler.failed"]
         assert {key: failure[key] for key in ("command_id", "account_id", "topic")} == {
             "command_id": subscribing["command_id"],
