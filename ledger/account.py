@@ -17,14 +17,16 @@ from ledger.account_state import (
     Terms,
 )
 from ledger.adjustments import Adjustments
+from ledger.clock import Clock
 from ledger.dunning import DEFAULT_POLICY, Dunning
 from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
 from ledger.feedback import CustomerFeedback
-from ledger.lifecycle import Lifecycle, numbered_id
+from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.pricing import Pricing
+from ledger.proration import Proration, numbered_id
 from ledger.receivables import Receivables
 from ledger.renegotiation import Renegotiation, RenegotiationPlan
 
@@ -52,12 +54,16 @@ __all__ = [
 ]
 
 
+# Each part that declares events is a direct base: eventsourcing redefines the events of
+# direct bases only as Account's own, at their stored topics `ledger.account:Account.<Event>`.
 class Account(
     Pricing,
     Dunning,
+    Proration,
     Lifecycle,
     Renegotiation,
     Adjustments,
+    Clock,
     Receivables,
     PaymentMethods,
     CustomerFeedback,

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import AccountEvent, AccountPart, Invoice
 from ledger.errors import RuleViolation, check_text
-from ledger.lifecycle import creditable_minor
+from ledger.invoice_rules import NonPositivePayment, check_method_kind
 from ledger.postings import LedgerAccount, Posting, transfer
-from ledger.receivables import NonPositivePayment, _check_method_kind
+from ledger.proration import creditable_minor
 
 if TYPE_CHECKING:
     from ledger.payment_methods import PaymentMethod
@@ -176,7 +176,7 @@ class Adjustments(AccountPart):
                 f"account {self.account_id!r} holds",
                 field="amount_minor",
             )
-        _check_method_kind(payment_method_kind)
+        check_method_kind(payment_method_kind)
         self._record(
             self.CreditRefunded,
             issued_at,

@@ -15,8 +15,9 @@ from commands.handlers import Outcome
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from ledger.calendar import IntervalUnit
+from ledger.clock import MAX_CYCLES_PER_ADVANCE
 from ledger.postings import LedgerAccount, Posting, Side, balance_of
-from ledger.receivables import MAX_CYCLES_PER_ADVANCE, Allocation, ChargeFailureReason
+from ledger.receivables import Allocation, ChargeFailureReason
 from tests.unit.builders import (
     ISSUED_AT,
     Sender,
