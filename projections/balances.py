@@ -62,7 +62,7 @@ class Balances:
             (
                 _debit_balance("receivable", postings),
                 -_debit_balance("customer_credit", postings),
-                record["amount_minor"] if event_type == "InvoiceIssued" else 0,
+                invoiced_minor(event_type, record),
                 1 if event_type == "Subscribed" else 0,
                 record["account_version"],
                 record["occurred_at"],
@@ -70,6 +70,16 @@ class Balances:
                 record["account_version"],
             ),
         )
+
+
+def invoiced_minor(event_type: str, record: dict[str, Any]) -> int:
+    """What the event bills: an invoice's amount, or a renegotiation's interest (revenue billed
+    on the installments)."""
+    if event_type == "InvoiceIssued":
+        return int(record["amount_minor"])
+    if event_type == "DebtRenegotiated":
+        return int(record["interest_minor"])
+    return 0
 
 
 def _debit_balance(ledger_account: str, postings: list[dict[str, Any]]) -> int:
