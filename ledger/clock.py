@@ -20,6 +20,7 @@ class Clock(AccountPart):
     """AdvanceClock: everything that falls due as business time passes."""
 
     if TYPE_CHECKING:  # provided by Account
+        pending_prices: dict[str, tuple[int, datetime]]
 
         def _complete_cancellations(self, command_id: str, issued_at: datetime) -> None: ...
 
@@ -36,7 +37,11 @@ class Clock(AccountPart):
 
         The account keeps no clock: repeating a time adds nothing already done.
         """
-        due_cycles = sum(_cycles_begun(sub, issued_at) for sub in self.subscriptions.values())
+        begun = {
+            sub.subscription_id: _cycles_begun(sub, issued_at)
+            for sub in self.subscriptions.values()
+        }
+        due_cycles = sum(begun.values())
         if due_cycles > MAX_CYCLES_PER_ADVANCE:
             raise TooManyCycles(
                 f"advancing account {self.account_id!r} to {issued_at.isoformat()} would issue "
@@ -44,13 +49,26 @@ class Clock(AccountPart):
                 "clock in smaller steps",
                 field="issued_at",
             )
+        self._check_invoicing(self._most_to_invoice(begun), field="issued_at")
         for sub in self.subscriptions.values():
-            for _ in range(_cycles_begun(sub, issued_at)):
+            for _ in range(begun[sub.subscription_id]):
                 self._issue_invoice(command_id, issued_at, sub)
         self._complete_cancellations(command_id, issued_at)
         self._mark_overdue(command_id, issued_at)
         self._renegotiation_tick(command_id, issued_at)  # before dunning sees the due dates
         self._dunning_tick(command_id, issued_at)
+
+    def _most_to_invoice(self, begun: dict[str, int]) -> int:
+        """The most the cycles `begun` can invoice: each at the higher of the subscription's
+        price and a price change announced for it."""
+        return sum(
+            count * max(self.subscriptions[sub_id].terms.price_minor, self._pending_price(sub_id))
+            for sub_id, count in begun.items()
+        )
+
+    def _pending_price(self, subscription_id: str) -> int:
+        pending = self.pending_prices.get(subscription_id)
+        return 0 if pending is None else pending[0]
 
 
 def _cycles_begun(sub: Subscription, now: datetime) -> int:

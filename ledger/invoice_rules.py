@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from ledger.renegotiation import RenegotiationPlan
+
 from ledger.account_state import AccountPart, Invoice
+from ledger.bounds import check_amount_bound, check_total
 from ledger.errors import RuleViolation
 from ledger.money import CurrencyMismatch, check_currency
 
 MAX_PAYMENT_METHOD_KIND_LENGTH = 40
-PAY_WITHOUT_INVOICE = (
-    "; to record money received for it, send the payment without invoice_id: it then settles "
-    "the oldest open invoices and the rest becomes credit"
-)
+INVOICE_RENEGOTIATED = "invoice_renegotiated"  # the code of renegotiation.InvoiceRenegotiated
 
 
 class InvoiceRules(AccountPart):
@@ -23,6 +24,7 @@ class InvoiceRules(AccountPart):
 
     if TYPE_CHECKING:  # provided by Account
         payment_ids: set[str]
+        renegotiations: dict[str, RenegotiationPlan]
 
         def _check_not_renegotiated(self, invoice: Invoice, field: str) -> None: ...
 
@@ -41,10 +43,11 @@ class InvoiceRules(AccountPart):
                 f"payment {payment_id!r} is already recorded on account {self.account_id!r}",
                 field="payment_id",
             )
-        if amount_minor <= 0:
-            raise NonPositivePayment(
-                f"amount_minor must be more than zero, got {amount_minor}", field="amount_minor"
-            )
+        check_positive(amount_minor)
+        check_total(
+            "received total", self.totals.received_minor, amount_minor, field="amount_minor"
+        )
+        check_total("customer credit", self.credit_minor, amount_minor, field="amount_minor")
         check_currency(currency)
         if currency != self.currency:
             raise CurrencyMismatch(
@@ -54,17 +57,30 @@ class InvoiceRules(AccountPart):
             )
         check_method_kind(payment_method_kind)
         if invoice_id is not None:
-            # The money did arrive: say how to record it.
-            self._open_invoice(invoice_id, instead=PAY_WITHOUT_INVOICE)
+            self._existing_invoice(invoice_id)  # an unknown one may be another account's
 
-    def _open_invoice(
-        self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
-    ) -> Invoice:
+    def _payment_target(self, invoice_id: str | None) -> tuple[str | None, tuple[str, ...]]:
+        """Why a payment naming `invoice_id` does not go to it (None: it does, or none is
+        named), and the invoices it settles first: the named one if open, a renegotiated
+        one's installments, or none (the oldest due come next in any case)."""
+        if invoice_id is None:
+            return None, ()
+        invoice = self.invoices[invoice_id]
+        if invoice.renegotiated_into is not None:
+            plan = self.renegotiations[invoice.renegotiated_into]
+            return INVOICE_RENEGOTIATED, plan.installment_ids
+        if invoice.written_off_minor:
+            return InvoiceAlreadyWrittenOff.code, ()
+        if invoice.outstanding_minor == 0:
+            return InvoiceAlreadyPaid.code, ()
+        return None, (invoice_id,)
+
+    def _open_invoice(self, invoice_id: str, *, field: str = "invoice_id") -> Invoice:
         """The invoice, if it has something outstanding; else the rejection saying why not,
-        naming `field` (`instead`, if given, ends the message of a written-off invoice)."""
+        naming `field`."""
         invoice = self._existing_invoice(invoice_id, field)
         self._check_not_renegotiated(invoice, field)
-        self._check_not_written_off(invoice, field, instead=instead)
+        self._check_not_written_off(invoice, field)
         if invoice.outstanding_minor == 0:
             raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field=field)
         return invoice
@@ -79,16 +95,23 @@ class InvoiceRules(AccountPart):
             )
         return invoice
 
-    def _check_not_written_off(self, invoice: Invoice, field: str, *, instead: str = "") -> None:
+    def _check_not_written_off(self, invoice: Invoice, field: str) -> None:
         """Refuse a command that needs `invoice` open when what it owed was written off."""
         # A write-off gives up on everything outstanding: a written-off invoice owes nothing.
         if invoice.written_off_minor == 0:
             return
         raise InvoiceAlreadyWrittenOff(
             f"invoice {invoice.invoice_id!r} was written off: the {invoice.written_off_minor} "
-            f"it still owed was given up on, so it owes nothing{instead}",
+            f"it still owed was given up on, so it owes nothing",
             field=field,
         )
+
+
+def check_positive(amount_minor: int, *, field: str = "amount_minor") -> int:
+    """Answer an amount of money that moves: more than nothing, at most MAX_AMOUNT_MINOR."""
+    if amount_minor <= 0:
+        raise NonPositivePayment(f"{field} must be more than zero, got {amount_minor}", field=field)
+    return check_amount_bound(amount_minor, field=field)
 
 
 def check_method_kind(kind: str, *, field: str = "payment_method_kind") -> None:

@@ -31,14 +31,12 @@ class Lifecycle(AccountPart):
         def _invoice_in_force(self, sub: Subscription, now: datetime) -> Invoice | None: ...
 
         def _credit_unused(
-            self,
-            command_id: str,
-            issued_at: datetime,
-            sub: Subscription,
-            invoice: Invoice,
-            reason: str,
-            price_minor: int,
+            self, command_id: str, issued_at: datetime, invoice: Invoice, reason: str
         ) -> int: ...
+
+        def _check_crediting(
+            self, invoice: Invoice, issued_at: datetime, *, field: str
+        ) -> None: ...
 
     class PlanChanged(AccountEvent):
         """The subscription moved to another plan and price from now on."""
@@ -63,6 +61,7 @@ class Lifecycle(AccountPart):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.credit_minor += self.amount_minor
+            aggregate.totals.credited_minor += self.amount_minor
             aggregate.credit_note_ids.add(self.credit_note_id)
             aggregate.invoices[self.invoice_id].credited_minor += self.amount_minor
 
@@ -75,7 +74,8 @@ class Lifecycle(AccountPart):
             aggregate.subscriptions[self.subscription_id].status = SubscriptionStatus.PAUSED
 
     class SubscriptionResumed(AccountEvent):
-        """The subscription is invoiced again, in cycles counted from `anchor`."""
+        """The subscription is invoiced again, in cycles counted from `anchor` (since 0.4.0 never
+        before the end of the period already invoiced)."""
 
         subscription_id: str
         anchor: datetime
@@ -128,13 +128,17 @@ class Lifecycle(AccountPart):
     def resume_subscription(
         self, *, command_id: str, issued_at: datetime, subscription_id: str
     ) -> None:
-        """Invoice the subscription again, a new cycle starting now (or when its trial ends)."""
+        """Invoice the subscription again, in cycles from now, or from the end of the period
+        already invoiced (which is not billed twice), or from the trial's end, if later."""
         sub = self._subscription(subscription_id)
         if sub.status is not SubscriptionStatus.PAUSED:
             raise WrongStatus(
                 f"subscription {subscription_id!r} is not paused", field="subscription_id"
             )
-        anchor = max(issued_at, sub.trial_ends_at or issued_at)
+        invoiced_until = sub.period(sub.cycles_invoiced - 1)[1] if sub.cycles_invoiced else None
+        anchor = max(issued_at, sub.trial_ends_at or issued_at, invoiced_until or issued_at)
+        if anchor <= issued_at:
+            self._check_invoicing(sub.terms.price_minor, field="subscription_id")
         self._record(
             self.SubscriptionResumed,
             issued_at,
@@ -176,14 +180,8 @@ class Lifecycle(AccountPart):
                 return
         refund = 0
         if policy is CancellationPolicy.IMMEDIATELY_WITH_PRORATED_REFUND and current is not None:
-            refund = self._credit_unused(
-                command_id,
-                issued_at,
-                sub,
-                current,
-                "prorated_cancellation",
-                sub.terms.price_minor,
-            )
+            self._check_crediting(current, issued_at, field="subscription_id")
+            refund = self._credit_unused(command_id, issued_at, current, "prorated_cancellation")
         self._record(
             self.SubscriptionCancelled,
             issued_at,
@@ -199,6 +197,7 @@ class Lifecycle(AccountPart):
         """Withdraw a scheduled cancellation, or start a cancelled subscription again now."""
         sub = self._subscription(subscription_id)
         if sub.status is SubscriptionStatus.CANCELLED:
+            self._check_invoicing(sub.terms.price_minor, field="subscription_id")
             self._record(
                 self.SubscriptionReactivated,
                 issued_at,

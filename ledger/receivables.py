@@ -57,7 +57,14 @@ class Receivables(InvoiceRules):
             aggregate.invoices[self.invoice_id].overdue = True
 
     class PaymentReceived(AccountEvent):
-        """Money arrived: it settles invoices, oldest due first, and the rest becomes credit."""
+        """Money arrived: it settles the invoice named (if it is open), then the oldest due,
+        and the rest becomes credit.
+
+        `invoice_id` is the invoice the payment named (None: none); `redirect_reason` says why
+        the payment did not go to it first (`invoice_already_paid`, `invoice_written_off`,
+        `invoice_renegotiated`: then to the plan's installments first), None if it did.
+        Payments stored before version 2 (0.4.0) say neither: both are None.
+        """
 
         payment_id: str
         amount_minor: int
@@ -66,15 +73,26 @@ class Receivables(InvoiceRules):
         allocations: tuple[Allocation, ...]
         credited_minor: int
         postings: tuple[Posting, ...]
+        invoice_id: str | None
+        redirect_reason: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Payments stored before 0.4.0 did not record the invoice they named."""
+            state["invoice_id"] = None
+            state["redirect_reason"] = None
 
         def apply(self, aggregate: Any) -> None:
             for allocation in self.allocations:
                 aggregate.invoices[allocation.invoice_id].paid_minor += allocation.amount_minor
             aggregate.credit_minor += self.credited_minor
             aggregate.payment_ids.add(self.payment_id)
+            aggregate.totals.received_minor += self.amount_minor
 
     class CreditApplied(AccountEvent):
-        """The account's credit settled (part of) a new invoice."""
+        """The account's credit settled (part of) an open invoice."""
 
         invoice_id: str
         amount_minor: int
@@ -94,7 +112,9 @@ class Receivables(InvoiceRules):
         postings: tuple[Posting, ...]
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.invoices[self.invoice_id].paid_minor += self.amount_minor
+            invoice = aggregate.invoices[self.invoice_id]
+            invoice.paid_minor += self.amount_minor
+            invoice.discounted_minor += self.amount_minor
 
     class InvoicePaid(AccountEvent):
         """An invoice is settled in full."""
@@ -141,9 +161,11 @@ class Receivables(InvoiceRules):
         payment_method_kind: str,
         invoice_id: str | None,
     ) -> None:
-        """Record money received; it settles `invoice_id` first, if given, then the oldest due."""
+        """Record money received, always: it settles `invoice_id` first if that is open, then
+        the oldest due; the rest becomes credit."""
         self._check_payment(payment_id, amount_minor, currency, payment_method_kind, invoice_id)
-        allocations = self._allocate(amount_minor, invoice_id, issued_at)
+        redirect_reason, first = self._payment_target(invoice_id)
+        allocations = self._allocate(amount_minor, first, issued_at)
         allocated = sum(a.amount_minor for a in allocations)
         credited = amount_minor - allocated
         postings = [Posting(LedgerAccount.cash(payment_method_kind), Side.DEBIT, amount_minor)]
@@ -162,6 +184,8 @@ class Receivables(InvoiceRules):
             allocations=allocations,
             credited_minor=credited,
             postings=check_balanced(postings),
+            invoice_id=invoice_id,
+            redirect_reason=redirect_reason,
         )
         for allocation in allocations:
             self._grant_early_discount(command_id, issued_at, allocation.invoice_id)
@@ -191,11 +215,13 @@ class Receivables(InvoiceRules):
         self._schedule_retry(command_id, issued_at, invoice_id)
 
     def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
+        """Settle what the account's credit can of an open invoice; an invoice the credit settles
+        within its early-payment window gets its discount, as if paid."""
         invoice = self.invoices[invoice_id]
         if invoice.amount_minor == 0:  # a free cycle's invoice is settled as it is issued
             self._mark_if_paid(command_id, issued_at, invoice_id)
             return
-        amount = min(self.credit_minor, invoice.outstanding_minor)
+        amount = min(self.credit_minor, invoice.payable_at(issued_at))
         if amount <= 0:
             return
         self._record(
@@ -212,7 +238,22 @@ class Receivables(InvoiceRules):
                 )
             ),
         )
+        self._grant_early_discount(command_id, issued_at, invoice_id)
         self._mark_if_paid(command_id, issued_at, invoice_id)
+
+    def _settle_with_credit(
+        self, command_id: str, issued_at: datetime, first: str | None = None
+    ) -> None:
+        """Let the credit the account holds settle its open invoices: `first` first, if given,
+        then the oldest due. Every credit the ledger creates is applied so, at once: no account
+        holds credit while an invoice is open."""
+        for invoice in sorted(
+            (i for i in self.invoices.values() if i.outstanding_minor > 0),
+            key=lambda i: (i.invoice_id != first, i.due_at, i.invoice_id),
+        ):
+            if self.credit_minor == 0:
+                break
+            self._apply_credit(command_id, issued_at, invoice.invoice_id)
 
     def _grant_early_discount(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         invoice = self.invoices[invoice_id]
@@ -242,19 +283,21 @@ class Receivables(InvoiceRules):
             )
 
     def _allocate(
-        self, amount_minor: int, invoice_id: str | None, when: datetime
+        self, amount_minor: int, first: tuple[str, ...], when: datetime
     ) -> tuple[Allocation, ...]:
+        """What of the payment settles which open invoice: those in `first`, in that order,
+        then the oldest due; each only what settles it at `when` (less its discount)."""
+        ranks = {invoice_id: rank for rank, invoice_id in enumerate(first)}
         open_invoices = sorted(
             (i for i in self.invoices.values() if i.outstanding_minor > 0),
-            key=lambda i: (i.invoice_id != invoice_id, i.due_at, i.invoice_id),
+            key=lambda i: (ranks.get(i.invoice_id, len(ranks)), i.due_at, i.invoice_id),
         )
         allocations = []
         remaining = amount_minor
         for invoice in open_invoices:
             if remaining == 0:
                 break
-            payable = invoice.outstanding_minor - invoice.discount_if_settled_at(when)
-            settled = min(remaining, payable)
+            settled = min(remaining, invoice.payable_at(when))
             allocations.append(Allocation(invoice.invoice_id, settled))
             remaining -= settled
         return tuple(allocations)
