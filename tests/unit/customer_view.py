@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from commands.messages import Command
+from commands.messages import AddPaymentMethod, Command, Renegotiate
 from ledger.account import Account
 from ledger.application import BillingLedger
 from ledger.postings import balance_of
@@ -54,3 +54,33 @@ def rejection(outcome: Any) -> tuple[str, str | None] | None:
     if outcome.rejection is None:
         return None
     return outcome.rejection.code, outcome.rejection.field
+
+
+def renegotiation(
+    when: datetime, invoice_id: str, *, installments: int = 1, **overrides: Any
+) -> Renegotiate:
+    """plan-1: `invoice_id` in `installments` monthly parts from `when`, with no interest or
+    forgiveness unless `overrides` set them."""
+    fields: dict[str, Any] = {
+        "plan_id": "plan-1",
+        "invoice_ids": (invoice_id,),
+        "installments": installments,
+        "first_due_at": when,
+        "interval_days": 30,
+        "interest_minor": 0,
+        "forgiven_minor": 0,
+    }
+    return on_account(Renegotiate, when, **(fields | overrides))
+
+
+def card_on_file(when: datetime) -> AddPaymentMethod:
+    """card-1, a credit card made the default."""
+    return on_account(
+        AddPaymentMethod,
+        when,
+        payment_method_id="card-1",
+        kind="credit_card",
+        label=None,
+        expires_on=None,
+        make_default=True,
+    )

@@ -16,14 +16,20 @@ from commands.messages import (
     ChangePlan,
     IssueCreditNote,
     PauseSubscription,
-    Renegotiate,
     ResumeSubscription,
 )
 from ledger.account_state import CancellationPolicy
 from ledger.application import BillingLedger
 from projections.balances import invoiced_minor
 from tests.unit.builders import Sender, advance_clock, open_account, record_payment, subscribe
-from tests.unit.customer_view import billed, credit_held, events_named, on_account, rejection
+from tests.unit.customer_view import (
+    billed,
+    credit_held,
+    events_named,
+    on_account,
+    rejection,
+    renegotiation,
+)
 from tests.unit.customer_view import the_account as account_of
 
 DAY = timedelta(days=1)
@@ -221,17 +227,7 @@ class TestCreditIsCappedAtWhatWasCharged:
             subscribe(issued_at=at(1, 1)),
             advance_clock(issued_at=overdue),
             on_account(PauseSubscription, overdue, subscription_id="sub-1"),
-            on_account(
-                Renegotiate,
-                overdue,
-                plan_id="plan-1",
-                invoice_ids=("sub-1/1",),
-                installments=1,
-                first_due_at=overdue + DAY,
-                interval_days=30,
-                interest_minor=0,
-                forgiven_minor=200,
-            ),
+            renegotiation(overdue, "sub-1/1", forgiven_minor=200),
         )
         assert rejection(send(credit_note(overdue, 1301))[0]) == ("exceeds_invoice", "amount_minor")
         assert rejection(send(credit_note(overdue, 1300, "cn-2"))[0]) is None
@@ -250,17 +246,7 @@ class TestInterestIsInvoiced:
             subscribe(issued_at=at(1, 1)),
             on_account(PauseSubscription, overdue, subscription_id="sub-1"),
             advance_clock(issued_at=at(2, 20)),
-            on_account(
-                Renegotiate,
-                at(2, 20),
-                plan_id="plan-1",
-                invoice_ids=("sub-1/1",),
-                installments=2,
-                first_due_at=at(2, 21),
-                interval_days=30,
-                interest_minor=100,
-                forgiven_minor=0,
-            ),
+            renegotiation(at(2, 20), "sub-1/1", installments=2, interest_minor=100),
         )
         assert account_of(ledger).totals.invoiced_minor == 1600
         assert invoiced_minor("DebtRenegotiated", {"interest_minor": 100}) == 100

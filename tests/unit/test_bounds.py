@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands.messages import Command, IssueCreditNote, RefundCredit, Renegotiate
+from commands.messages import Command, IssueCreditNote, RefundCredit
 from ledger.application import BillingLedger
 from ledger.bounds import MAX_AMOUNT_MINOR, MAX_TOTAL_MINOR
 from tests.unit.builders import Sender, advance_clock, open_account, record_payment, subscribe
-from tests.unit.customer_view import on_account, rejection
+from tests.unit.customer_view import on_account, rejection, renegotiation
 from tests.unit.customer_view import the_account as account_of
 
 JAN_1 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -92,19 +92,7 @@ class TestTheLargestAmount:
             subscribe(issued_at=JAN_1),
             advance_clock(issued_at=overdue),
         )
-        (outcome,) = send(
-            on_account(
-                Renegotiate,
-                overdue,
-                plan_id="plan-1",
-                invoice_ids=("sub-1/1",),
-                installments=1,
-                first_due_at=overdue,
-                interval_days=30,
-                interest_minor=MAX_AMOUNT_MINOR + 1,
-                forgiven_minor=0,
-            )
-        )
+        (outcome,) = send(renegotiation(overdue, "sub-1/1", interest_minor=MAX_AMOUNT_MINOR + 1))
         assert rejection(outcome) == ("out_of_range", "interest_minor")
 
 

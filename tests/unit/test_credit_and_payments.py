@@ -14,12 +14,10 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from commands.messages import (
-    AddPaymentMethod,
     CancelSubscription,
     ChangePlan,
     Charge,
     IssueCreditNote,
-    Renegotiate,
     WriteOff,
 )
 from ledger.account import Account
@@ -27,11 +25,13 @@ from ledger.account_state import CancellationPolicy
 from ledger.application import BillingLedger
 from tests.unit.builders import Sender, advance_clock, open_account, record_payment, subscribe
 from tests.unit.customer_view import (
+    card_on_file,
     credit_held,
     events_named,
     on_account,
     owed,
     rejection,
+    renegotiation,
     the_account,
 )
 
@@ -189,17 +189,7 @@ class TestMoneyReceivedIsAlwaysRecorded:
         overdue = JAN_1 + 20 * DAY
         two_invoices(
             advance_clock(issued_at=overdue),
-            on_account(
-                Renegotiate,
-                overdue,
-                plan_id="plan-1",
-                invoice_ids=("sub-2/1",),
-                installments=2,
-                first_due_at=overdue + DAY,
-                interval_days=30,
-                interest_minor=0,
-                forgiven_minor=0,
-            ),
+            renegotiation(overdue, "sub-2/1", installments=2),
         )
         two_invoices(record_payment(amount_minor=1000, invoice_id="sub-2/1", issued_at=overdue))
         payment = events_named(ledger, "PaymentReceived")[-1]
@@ -228,15 +218,7 @@ class TestAChargeAsksForTheDiscountedAmount:
     ) -> None:
         """On 5 Jan: 9.50 of the 10.00 invoice; the payment of 9.50 settles it."""
         with_incentive(
-            on_account(
-                AddPaymentMethod,
-                JAN_1,
-                payment_method_id="card-1",
-                kind="credit_card",
-                label=None,
-                expires_on=None,
-                make_default=True,
-            ),
+            card_on_file(JAN_1),
             on_account(Charge, JAN_1 + 4 * DAY, invoice_id="sub-1/1", payment_method_id=None),
         )
         (requested,) = events_named(ledger, "ChargeRequested")
@@ -249,15 +231,7 @@ class TestAChargeAsksForTheDiscountedAmount:
     ) -> None:
         """On 12 Jan: all 10.00."""
         with_incentive(
-            on_account(
-                AddPaymentMethod,
-                JAN_1,
-                payment_method_id="card-1",
-                kind="credit_card",
-                label=None,
-                expires_on=None,
-                make_default=True,
-            ),
+            card_on_file(JAN_1),
             on_account(Charge, JAN_1 + 11 * DAY, invoice_id="sub-1/1", payment_method_id=None),
         )
         (requested,) = events_named(ledger, "ChargeRequested")
