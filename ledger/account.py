@@ -17,14 +17,17 @@ from ledger.account_state import (
     Terms,
 )
 from ledger.adjustments import Adjustments
+from ledger.bounds import Totals, check_total
+from ledger.clock import Clock
 from ledger.dunning import DEFAULT_POLICY, Dunning
 from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
 from ledger.feedback import CustomerFeedback
-from ledger.lifecycle import Lifecycle, numbered_id
+from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.payment_methods import PaymentMethod, PaymentMethods
 from ledger.postings import LedgerAccount, Posting, transfer
 from ledger.pricing import Pricing
+from ledger.proration import Proration, numbered_id
 from ledger.receivables import Receivables
 from ledger.renegotiation import Renegotiation, RenegotiationPlan
 
@@ -52,12 +55,16 @@ __all__ = [
 ]
 
 
+# Each part that declares events is a direct base: eventsourcing redefines the events of
+# direct bases only as Account's own, at their stored topics `ledger.account:Account.<Event>`.
 class Account(
     Pricing,
     Dunning,
+    Proration,
     Lifecycle,
     Renegotiation,
     Adjustments,
+    Clock,
     Receivables,
     PaymentMethods,
     CustomerFeedback,
@@ -125,7 +132,10 @@ class Account(
                 self.due_at,
                 early_discount_minor=self.early_payment_discount_minor,
                 early_deadline=self.early_payment_deadline,
+                period_start=self.period_start,
+                period_end=self.period_end,
             )
+            aggregate.totals.invoiced_minor += self.amount_minor
 
     def __init__(
         self,
@@ -142,6 +152,7 @@ class Account(
         self.subscriptions: dict[str, Subscription] = {}
         self.invoices: dict[str, Invoice] = {}
         self.credit_minor = 0
+        self.totals = Totals()
         self.payment_ids: set[str] = set()
         self.failed_charges: dict[str, int] = {}
         self.dunning_policy = DEFAULT_POLICY
@@ -201,6 +212,8 @@ class Account(
                 field="subscription_id",
             )
         trial_ends_at = issued_at + timedelta(days=terms.trial_days) if terms.trial_days else None
+        if trial_ends_at is None:
+            self._check_invoicing(terms.price_minor, field="price_minor")
         first_period = Subscription(subscription_id, terms, issued_at, trial_ends_at, 0).period(0)
         self._record(
             self.Subscribed,
@@ -237,6 +250,10 @@ class Account(
         check_range("early_payment_discount_bp", terms.early_payment_discount_bp, 0, 5_000)
         check_range("early_payment_days", terms.early_payment_days, 0, MAX_DAYS_UNTIL_DUE)
 
+    def _check_invoicing(self, amount_minor: int, *, field: str) -> None:
+        """Refuse, naming `field`, invoicing that could take the invoiced total past its bound."""
+        check_total("invoiced total", self.totals.invoiced_minor, amount_minor, field=field)
+
     def _record(
         self, event_class: type[AccountEvent], issued_at: datetime, command_id: str, **fields: Any
     ) -> None:
@@ -255,9 +272,10 @@ class Account(
         sub: Subscription,
         proration: tuple[str, int] | None = None,
     ) -> None:
-        """Invoice the subscription's next cycle; or, given (name, amount), a prorated part of
-        the current cycle from now to its end, `<subscription>/<cycle>/<name>-<n>` with the
-        first number n not taken."""
+        """Invoice the subscription's next cycle, `<subscription>/<k>` (k = cycle + 1, the
+        invoice number); or, given (name, amount), a prorated part of the current cycle from
+        now to its end, `<subscription>/<k>/<name>-<n>` after the invoice of that cycle, with
+        the first number n not taken. Either is issued at or after its period start."""
         if proration is None:
             cycle = sub.cycles_invoiced
             period_start, period_end = sub.period(cycle)
@@ -281,13 +299,15 @@ class Account(
             currency=self.currency,
             period_start=period_start,
             period_end=period_end,
-            due_at=period_start + timedelta(days=sub.terms.days_until_due),
+            # Due, and discounted, counted from the issue, which is the period start when the
+            # clock is on time: an invoice a late tick issues is never born overdue.
+            due_at=issued_at + timedelta(days=sub.terms.days_until_due),
             postings=transfer(LedgerAccount.RECEIVABLE, LedgerAccount.REVENUE, amount_minor),
             early_payment_discount_minor=amount_minor
             * sub.terms.early_payment_discount_bp
             // 10_000,
             early_payment_deadline=(
-                period_start + timedelta(days=sub.terms.early_payment_days)
+                issued_at + timedelta(days=sub.terms.early_payment_days)
                 if sub.terms.early_payment_discount_bp
                 else None
             ),

@@ -11,6 +11,9 @@ from eventsourcing.domain import Aggregate
 
 from ledger.calendar import IntervalUnit, period_boundary
 
+if TYPE_CHECKING:
+    from ledger.bounds import Totals
+
 
 class AccountEvent(Aggregate.Event):
     """Base of an account's events after opening: each names its command and account."""
@@ -115,12 +118,36 @@ class Invoice:
     credited_minor: int = 0
     # What was given up on: no longer owed, never paid.
     written_off_minor: int = 0
+    # The early-payment discount granted (part of paid_minor, but never paid).
+    discounted_minor: int = 0
+    # What a renegotiation plan forgave of what it took over from this invoice.
+    forgiven_minor: int = 0
+    # The period the invoice charged for; None for an installment of a renegotiation plan.
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
     def discount_if_settled_at(self, when: datetime) -> int:
         """The early-payment discount an invoice settled at `when` gets (0 when none)."""
         if self.early_deadline is None or when > self.early_deadline:
             return 0
         return min(self.early_discount_minor, self.outstanding_minor)
+
+    def payable_at(self, when: datetime) -> int:
+        """What settles the invoice at `when`: what it has outstanding less the early-payment
+        discount it would then get."""
+        return self.outstanding_minor - self.discount_if_settled_at(when)
+
+    def charged_at(self, when: datetime) -> int:
+        """What the customer is charged for the invoice, as it stands at `when`: its amount
+        less the early-payment discount granted (or still to be had at `when`) and what a
+        renegotiation forgave."""
+        discount = self.discounted_minor + self.discount_if_settled_at(when)
+        return self.amount_minor - discount - self.forgiven_minor
+
+    def creditable_at(self, when: datetime) -> int:
+        """What credit notes may still give back at `when`: what the customer is charged,
+        less earlier credit notes and write-offs (a written-off share was never paid)."""
+        return max(0, self.charged_at(when) - self.credited_minor - self.written_off_minor)
 
     @property
     def outstanding_minor(self) -> int:
@@ -143,6 +170,7 @@ class AccountPart:
         subscriptions: dict[str, Subscription]
         invoices: dict[str, Invoice]
         credit_minor: int
+        totals: Totals
 
         def _record(
             self,
@@ -160,4 +188,10 @@ class AccountPart:
             proration: tuple[str, int] | None = None,
         ) -> None: ...
 
+        def _check_invoicing(self, amount_minor: int, *, field: str) -> None: ...
+
         def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None: ...
+
+        def _settle_with_credit(
+            self, command_id: str, issued_at: datetime, first: str | None = None
+        ) -> None: ...

@@ -2,8 +2,9 @@
 
 `Adjustments` is a part of the Account aggregate (a mixin); its events are account events.
 A charge request moves no money: its outcome arrives later as RecordPayment or FailCharge.
-A credit note gives revenue back as customer credit, which settles the invoice it is for
-first, then the other open invoices, oldest due first. A refund pays credit back; a write-off
+A charge asks for what settles the invoice at the time: inside its early-payment window, the
+outstanding less the discount. A credit note gives revenue back as customer credit, which
+settles the invoice it is for first, then the other open invoices, oldest due first. A refund pays credit back; a write-off
 gives up on what an invoice still owes.
 """
 
@@ -13,10 +14,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import AccountEvent, AccountPart, Invoice
+from ledger.bounds import check_total
 from ledger.errors import RuleViolation, check_text
-from ledger.lifecycle import creditable_minor
+from ledger.invoice_rules import check_method_kind, check_positive
 from ledger.postings import LedgerAccount, Posting, transfer
-from ledger.receivables import NonPositivePayment, _check_method_kind
 
 if TYPE_CHECKING:
     from ledger.payment_methods import PaymentMethod
@@ -35,9 +36,7 @@ class Adjustments(AccountPart):
         credit_note_ids: set[str]
         refund_ids: set[str]
 
-        def _open_invoice(
-            self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
-        ) -> Invoice: ...
+        def _open_invoice(self, invoice_id: str, *, field: str = "invoice_id") -> Invoice: ...
 
         def _existing_invoice(self, invoice_id: str, field: str = "invoice_id") -> Invoice: ...
 
@@ -77,6 +76,7 @@ class Adjustments(AccountPart):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.credit_minor -= self.amount_minor
+            aggregate.totals.refunded_minor += self.amount_minor
             aggregate.refund_ids.add(self.refund_id)
 
     class InvoiceWrittenOff(AccountEvent):
@@ -99,8 +99,8 @@ class Adjustments(AccountPart):
         invoice_id: str,
         payment_method_id: str | None,
     ) -> None:
-        """Ask for a charge of what `invoice_id` has outstanding, by default with the default
-        payment method."""
+        """Ask for a charge of what settles `invoice_id` now (its outstanding, less the
+        early-payment discount inside the window), by default with the default payment method."""
         invoice = self._open_invoice(invoice_id)
         method = self._method_to_charge(payment_method_id)
         self._record(
@@ -110,7 +110,7 @@ class Adjustments(AccountPart):
             invoice_id=invoice_id,
             payment_method_id=method.payment_method_id,
             payment_method_kind=method.kind,
-            amount_minor=invoice.outstanding_minor,
+            amount_minor=invoice.payable_at(issued_at),
             currency=self.currency,
             attempt=self.failed_charges.get(invoice_id, 0) + 1,
         )
@@ -134,24 +134,22 @@ class Adjustments(AccountPart):
                 field="credit_note_id",
             )
         invoice = self._existing_invoice(invoice_id)
-        _check_positive(amount_minor)
+        check_positive(amount_minor)
         # A written-off share was never paid: crediting it would pay the customer for nothing.
-        creditable = creditable_minor(invoice)
+        creditable = invoice.creditable_at(issued_at)
         if amount_minor > creditable:
             raise ExceedsInvoice(
                 f"amount_minor {amount_minor} is more than the {creditable} of invoice "
-                f"{invoice_id!r} not yet credited or written off",
+                f"{invoice_id!r} charged net of discounts and forgiveness and not yet credited "
+                "or written off",
                 field="amount_minor",
             )
+        check_total("customer credit", self.credit_minor, amount_minor, field="amount_minor")
+        check_total(
+            "credited total", self.totals.credited_minor, amount_minor, field="amount_minor"
+        )
         check_text("reason", reason, MAX_REASON_LENGTH)
         self._credit_note(command_id, issued_at, invoice, reason, amount_minor, credit_note_id)
-        for other in sorted(
-            (i for i in self.invoices.values() if i.outstanding_minor > 0),
-            key=lambda i: (i.due_at, i.invoice_id),
-        ):
-            if self.credit_minor == 0:
-                break
-            self._apply_credit(command_id, issued_at, other.invoice_id)
 
     def refund_credit(
         self,
@@ -169,14 +167,17 @@ class Adjustments(AccountPart):
                 f"refund {refund_id!r} is already recorded on account {self.account_id!r}",
                 field="refund_id",
             )
-        _check_positive(amount_minor)
+        check_positive(amount_minor)
+        check_total(
+            "refunded total", self.totals.refunded_minor, amount_minor, field="amount_minor"
+        )
         if amount_minor > self.credit_minor:
             raise ExceedsCredit(
                 f"amount_minor {amount_minor} is more than the {self.credit_minor} of credit "
                 f"account {self.account_id!r} holds",
                 field="amount_minor",
             )
-        _check_method_kind(payment_method_kind)
+        check_method_kind(payment_method_kind)
         self._record(
             self.CreditRefunded,
             issued_at,
@@ -218,13 +219,6 @@ class Adjustments(AccountPart):
                 field="payment_method_id",
             )
         return self.payment_methods[self.default_payment_method_id]
-
-
-def _check_positive(amount_minor: int) -> None:
-    if amount_minor <= 0:
-        raise NonPositivePayment(
-            f"amount_minor must be more than zero, got {amount_minor}", field="amount_minor"
-        )
 
 
 class NoPaymentMethod(RuleViolation):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import total_ordering
 
+from ledger.bounds import check_amount_bound
 from ledger.errors import RuleViolation
 
 # Minor-unit exponents of the ISO 4217 currencies the ledger accepts. The list can grow;
@@ -29,10 +30,11 @@ def check_currency(currency: str, *, field: str = "currency") -> str:
 
 
 def check_amount(amount_minor: int, *, field: str) -> int:
-    """Answer `amount_minor` if it is a non-negative integer, else raise NegativeAmount."""
+    """Answer `amount_minor` if it is zero or more and at most MAX_AMOUNT_MINOR; else raise
+    NegativeAmount, or OutOfRange (see ledger.bounds)."""
     if amount_minor < 0:
         raise NegativeAmount(f"{field} must not be negative, got {amount_minor}", field=field)
-    return amount_minor
+    return check_amount_bound(amount_minor, field=field)
 
 
 @total_ordering

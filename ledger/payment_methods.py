@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import AccountEvent, AccountPart
 from ledger.errors import RuleViolation, check_text
-from ledger.receivables import _check_method_kind
+from ledger.invoice_rules import check_method_kind
 
 MAX_PAYMENT_METHOD_ID_LENGTH = 128
 MAX_LABEL_LENGTH = 128
@@ -87,7 +87,7 @@ class PaymentMethods(AccountPart):
                 f"payment method {payment_method_id!r} is already on account {self.account_id!r}",
                 field="payment_method_id",
             )
-        _check_method_kind(kind, field="kind")
+        check_method_kind(kind, field="kind")
         if label is not None:
             check_text("label", label, MAX_LABEL_LENGTH)
         previous = self.default_payment_method_id

@@ -3,7 +3,8 @@
 `Pricing` is a part of the Account aggregate (a mixin). A price change must be announced at
 least MIN_NOTICE_DAYS before it applies; the announcement is an event that carries what a
 notification sender needs, and the clock applies it to the first billing cycle that starts on
-or after the effective date.
+or after the effective date. A plan change before then withdraws it (PriceChangeWithdrawn,
+with what a notification sender needs): the announcement was about the terms the customer left.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ class Pricing(AccountPart):
             sub.terms = replace(sub.terms, price_minor=self.price_minor)
             aggregate.pending_prices.pop(self.subscription_id, None)
 
+    class PriceChangeWithdrawn(AccountEvent):
+        """An announced price change will not apply: the subscription left the terms it was
+        announced for (`reason`: `plan_change`) before it took effect; tell the customer."""
+
+        subscription_id: str
+        plan_id: str
+        withdrawn_price_minor: int
+        currency: str
+        effective_from: datetime
+        reason: str
+        template_key: str
+        contacts: tuple[Contact, ...]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.pending_prices.pop(self.subscription_id, None)
+
     def announce_price_change(
         self,
         *,
@@ -116,6 +133,28 @@ class Pricing(AccountPart):
             subscription_id=sub.subscription_id,
             previous_price_minor=sub.terms.price_minor,
             price_minor=pending[0],
+        )
+
+    def _withdraw_price_change(
+        self, command_id: str, issued_at: datetime, sub: Subscription, plan_id: str, reason: str
+    ) -> None:
+        """Withdraw the price change announced for the subscription on `plan_id`, if one is
+        pending."""
+        pending = self.pending_prices.get(sub.subscription_id)
+        if pending is None:
+            return
+        self._record(
+            self.PriceChangeWithdrawn,
+            issued_at,
+            command_id,
+            subscription_id=sub.subscription_id,
+            plan_id=plan_id,
+            withdrawn_price_minor=pending[0],
+            currency=self.currency,
+            effective_from=pending[1],
+            reason=reason,
+            template_key="subscription.price_change_withdrawn",
+            contacts=self.contacts,
         )
 
 

@@ -1,6 +1,7 @@
-"""What an account owes and pays: the clock's invoicing and overdue marks, payments, credit and failed charges.
+"""What an account owes and pays: overdue marks, payments, customer credit and failed charges.
 
 `Receivables` is a part of the Account aggregate (a mixin); its events are account events.
+The checks of the payments and invoices a command names are its base, `InvoiceRules`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ledger.account_state import AccountEvent, AccountPart, Invoice, Subscription
-from ledger.errors import RuleViolation
-from ledger.money import CurrencyMismatch, check_currency
+from ledger.account_state import AccountEvent
+from ledger.invoice_rules import InvoiceRules, check_method_kind
 from ledger.postings import LedgerAccount, Posting, Side, check_balanced, transfer
-
-MAX_PAYMENT_METHOD_KIND_LENGTH = 40
-MAX_CYCLES_PER_ADVANCE = 400  # bounds one command's work: about 33 years of monthly invoices
-PAY_WITHOUT_INVOICE = (
-    "; to record money received for it, send the payment without invoice_id: it then settles "
-    "the oldest open invoices and the rest becomes credit"
-)
 
 
 class ChargeFailureReason(StrEnum):
@@ -42,20 +35,11 @@ class Allocation:
     amount_minor: int
 
 
-class Receivables(AccountPart):
-    """Invoicing as time passes, overdue invoices, payments, customer credit, failed charges."""
+class Receivables(InvoiceRules):
+    """Overdue invoices, payments, customer credit, failed charges."""
 
     if TYPE_CHECKING:  # provided by Account
-        payment_ids: set[str]
         failed_charges: dict[str, int]
-
-        def _complete_cancellations(self, command_id: str, issued_at: datetime) -> None: ...
-
-        def _dunning_tick(self, command_id: str, now: datetime) -> None: ...
-
-        def _renegotiation_tick(self, command_id: str, now: datetime) -> None: ...
-
-        def _check_not_renegotiated(self, invoice: Invoice, field: str) -> None: ...
 
         def _schedule_retry(
             self, command_id: str, issued_at: datetime, invoice_id: str
@@ -73,7 +57,14 @@ class Receivables(AccountPart):
             aggregate.invoices[self.invoice_id].overdue = True
 
     class PaymentReceived(AccountEvent):
-        """Money arrived: it settles invoices, oldest due first, and the rest becomes credit."""
+        """Money arrived: it settles the invoice named (if it is open), then the oldest due,
+        and the rest becomes credit.
+
+        `invoice_id` is the invoice the payment named (None: none); `redirect_reason` says why
+        the payment did not go to it first (`invoice_already_paid`, `invoice_written_off`,
+        `invoice_renegotiated`: then to the plan's installments first), None if it did.
+        Payments stored before version 2 (0.4.0) say neither: both are None.
+        """
 
         payment_id: str
         amount_minor: int
@@ -82,15 +73,26 @@ class Receivables(AccountPart):
         allocations: tuple[Allocation, ...]
         credited_minor: int
         postings: tuple[Posting, ...]
+        invoice_id: str | None
+        redirect_reason: str | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Payments stored before 0.4.0 did not record the invoice they named."""
+            state["invoice_id"] = None
+            state["redirect_reason"] = None
 
         def apply(self, aggregate: Any) -> None:
             for allocation in self.allocations:
                 aggregate.invoices[allocation.invoice_id].paid_minor += allocation.amount_minor
             aggregate.credit_minor += self.credited_minor
             aggregate.payment_ids.add(self.payment_id)
+            aggregate.totals.received_minor += self.amount_minor
 
     class CreditApplied(AccountEvent):
-        """The account's credit settled (part of) a new invoice."""
+        """The account's credit settled (part of) an open invoice."""
 
         invoice_id: str
         amount_minor: int
@@ -110,7 +112,9 @@ class Receivables(AccountPart):
         postings: tuple[Posting, ...]
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.invoices[self.invoice_id].paid_minor += self.amount_minor
+            invoice = aggregate.invoices[self.invoice_id]
+            invoice.paid_minor += self.amount_minor
+            invoice.discounted_minor += self.amount_minor
 
     class InvoicePaid(AccountEvent):
         """An invoice is settled in full."""
@@ -132,29 +136,6 @@ class Receivables(AccountPart):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.failed_charges[self.invoice_id] = self.attempt
-
-    def advance_clock(self, *, command_id: str, issued_at: datetime) -> None:
-        """Do what has fallen due by `issued_at` and was not done yet: invoice each cycle begun,
-        complete due cancellations, mark overdue invoices, default renegotiation plans with a
-        missed installment, emit the dunning steps due.
-
-        The account keeps no clock: repeating a time adds nothing already done.
-        """
-        due_cycles = sum(_cycles_begun(sub, issued_at) for sub in self.subscriptions.values())
-        if due_cycles > MAX_CYCLES_PER_ADVANCE:
-            raise TooManyCycles(
-                f"advancing account {self.account_id!r} to {issued_at.isoformat()} would issue "
-                f"{due_cycles} invoices at once (at most {MAX_CYCLES_PER_ADVANCE}); advance the "
-                "clock in smaller steps",
-                field="issued_at",
-            )
-        for sub in self.subscriptions.values():
-            for _ in range(_cycles_begun(sub, issued_at)):
-                self._issue_invoice(command_id, issued_at, sub)
-        self._complete_cancellations(command_id, issued_at)
-        self._mark_overdue(command_id, issued_at)
-        self._renegotiation_tick(command_id, issued_at)  # before dunning sees the due dates
-        self._dunning_tick(command_id, issued_at)
 
     def _mark_overdue(self, command_id: str, issued_at: datetime) -> None:
         for invoice in list(self.invoices.values()):
@@ -180,9 +161,11 @@ class Receivables(AccountPart):
         payment_method_kind: str,
         invoice_id: str | None,
     ) -> None:
-        """Record money received; it settles `invoice_id` first, if given, then the oldest due."""
+        """Record money received, always: it settles `invoice_id` first if that is open, then
+        the oldest due; the rest becomes credit."""
         self._check_payment(payment_id, amount_minor, currency, payment_method_kind, invoice_id)
-        allocations = self._allocate(amount_minor, invoice_id, issued_at)
+        redirect_reason, first = self._payment_target(invoice_id)
+        allocations = self._allocate(amount_minor, first, issued_at)
         allocated = sum(a.amount_minor for a in allocations)
         credited = amount_minor - allocated
         postings = [Posting(LedgerAccount.cash(payment_method_kind), Side.DEBIT, amount_minor)]
@@ -201,6 +184,8 @@ class Receivables(AccountPart):
             allocations=allocations,
             credited_minor=credited,
             postings=check_balanced(postings),
+            invoice_id=invoice_id,
+            redirect_reason=redirect_reason,
         )
         for allocation in allocations:
             self._grant_early_discount(command_id, issued_at, allocation.invoice_id)
@@ -217,7 +202,7 @@ class Receivables(AccountPart):
     ) -> None:
         """Record that charging `invoice_id` failed, and why."""
         invoice = self._open_invoice(invoice_id)
-        _check_method_kind(payment_method_kind)
+        check_method_kind(payment_method_kind)
         self._record(
             self.ChargeFailed,
             issued_at,
@@ -230,11 +215,13 @@ class Receivables(AccountPart):
         self._schedule_retry(command_id, issued_at, invoice_id)
 
     def _apply_credit(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
+        """Settle what the account's credit can of an open invoice; an invoice the credit settles
+        within its early-payment window gets its discount, as if paid."""
         invoice = self.invoices[invoice_id]
         if invoice.amount_minor == 0:  # a free cycle's invoice is settled as it is issued
             self._mark_if_paid(command_id, issued_at, invoice_id)
             return
-        amount = min(self.credit_minor, invoice.outstanding_minor)
+        amount = min(self.credit_minor, invoice.payable_at(issued_at))
         if amount <= 0:
             return
         self._record(
@@ -251,7 +238,22 @@ class Receivables(AccountPart):
                 )
             ),
         )
+        self._grant_early_discount(command_id, issued_at, invoice_id)
         self._mark_if_paid(command_id, issued_at, invoice_id)
+
+    def _settle_with_credit(
+        self, command_id: str, issued_at: datetime, first: str | None = None
+    ) -> None:
+        """Let the credit the account holds settle its open invoices: `first` first, if given,
+        then the oldest due. Every credit the ledger creates is applied so, at once: no account
+        holds credit while an invoice is open."""
+        for invoice in sorted(
+            (i for i in self.invoices.values() if i.outstanding_minor > 0),
+            key=lambda i: (i.invoice_id != first, i.due_at, i.invoice_id),
+        ):
+            if self.credit_minor == 0:
+                break
+            self._apply_credit(command_id, issued_at, invoice.invoice_id)
 
     def _grant_early_discount(self, command_id: str, issued_at: datetime, invoice_id: str) -> None:
         invoice = self.invoices[invoice_id]
@@ -281,157 +283,21 @@ class Receivables(AccountPart):
             )
 
     def _allocate(
-        self, amount_minor: int, invoice_id: str | None, when: datetime
+        self, amount_minor: int, first: tuple[str, ...], when: datetime
     ) -> tuple[Allocation, ...]:
+        """What of the payment settles which open invoice: those in `first`, in that order,
+        then the oldest due; each only what settles it at `when` (less its discount)."""
+        ranks = {invoice_id: rank for rank, invoice_id in enumerate(first)}
         open_invoices = sorted(
             (i for i in self.invoices.values() if i.outstanding_minor > 0),
-            key=lambda i: (i.invoice_id != invoice_id, i.due_at, i.invoice_id),
+            key=lambda i: (ranks.get(i.invoice_id, len(ranks)), i.due_at, i.invoice_id),
         )
         allocations = []
         remaining = amount_minor
         for invoice in open_invoices:
             if remaining == 0:
                 break
-            payable = invoice.outstanding_minor - invoice.discount_if_settled_at(when)
-            settled = min(remaining, payable)
+            settled = min(remaining, invoice.payable_at(when))
             allocations.append(Allocation(invoice.invoice_id, settled))
             remaining -= settled
         return tuple(allocations)
-
-    def _check_payment(
-        self,
-        payment_id: str,
-        amount_minor: int,
-        currency: str,
-        payment_method_kind: str,
-        invoice_id: str | None,
-    ) -> None:
-        if not payment_id.strip():
-            raise PaymentRuleViolation("payment_id must not be empty", field="payment_id")
-        if payment_id in self.payment_ids:
-            raise DuplicatePayment(
-                f"payment {payment_id!r} is already recorded on account {self.account_id!r}",
-                field="payment_id",
-            )
-        if amount_minor <= 0:
-            raise NonPositivePayment(
-                f"amount_minor must be more than zero, got {amount_minor}", field="amount_minor"
-            )
-        check_currency(currency)
-        if currency != self.currency:
-            raise CurrencyMismatch(
-                f"the payment is in {currency} but account {self.account_id!r} is in "
-                f"{self.currency}",
-                field="currency",
-            )
-        _check_method_kind(payment_method_kind)
-        if invoice_id is not None:
-            # The money did arrive: say how to record it.
-            self._open_invoice(invoice_id, instead=PAY_WITHOUT_INVOICE)
-
-    def _open_invoice(
-        self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
-    ) -> Invoice:
-        """The invoice, if it has something outstanding; else the rejection saying why not,
-        naming `field` (`instead`, if given, ends the message of a written-off invoice)."""
-        invoice = self._existing_invoice(invoice_id, field)
-        self._check_not_renegotiated(invoice, field)
-        self._check_not_written_off(invoice, field, instead=instead)
-        if invoice.outstanding_minor == 0:
-            raise InvoiceAlreadyPaid(f"invoice {invoice_id!r} is already paid", field=field)
-        return invoice
-
-    def _existing_invoice(self, invoice_id: str, field: str = "invoice_id") -> Invoice:
-        """The invoice; UnknownInvoice naming `field` if the account has none of that id."""
-        invoice = self.invoices.get(invoice_id)
-        if invoice is None:
-            raise UnknownInvoice(
-                f"invoice {invoice_id!r} does not exist on account {self.account_id!r}",
-                field=field,
-            )
-        return invoice
-
-    def _check_not_written_off(self, invoice: Invoice, field: str, *, instead: str = "") -> None:
-        """Refuse a command that needs `invoice` open when what it owed was written off."""
-        # A write-off gives up on everything outstanding: a written-off invoice owes nothing.
-        if invoice.written_off_minor == 0:
-            return
-        raise InvoiceAlreadyWrittenOff(
-            f"invoice {invoice.invoice_id!r} was written off: the {invoice.written_off_minor} "
-            f"it still owed was given up on, so it owes nothing{instead}",
-            field=field,
-        )
-
-
-def _cycles_begun(sub: Subscription, now: datetime) -> int:
-    """How many of the subscription's cycles not yet invoiced have begun by `now`.
-
-    A paused or cancelled subscription has none; one cancelled at a period's end has none
-    that start at or after that end.
-    """
-    if not sub.invoices_itself:
-        return 0
-    count = 0
-    while count <= MAX_CYCLES_PER_ADVANCE:
-        start = sub.period(sub.cycles_invoiced + count)[0]
-        if start > now or (sub.cancel_at is not None and start >= sub.cancel_at):
-            break
-        count += 1
-    return count
-
-
-def _check_method_kind(kind: str, *, field: str = "payment_method_kind") -> None:
-    """A payment method kind is a short lower-case word: credit_card, bank_transfer, ..."""
-    if not (
-        0 < len(kind) <= MAX_PAYMENT_METHOD_KIND_LENGTH
-        and kind.isascii()
-        and kind[0].isalpha()
-        and kind.replace("_", "").isalnum()
-        and kind == kind.lower()
-    ):
-        raise PaymentRuleViolation(
-            f"{field} must be a lower-case word such as credit_card or bank_transfer, got {kind!r}",
-            field=field,
-        )
-
-
-class TooManyCycles(RuleViolation):
-    """Advancing the clock that far would issue too many invoices in one command."""
-
-    code = "too_many_cycles"
-
-
-class PaymentRuleViolation(RuleViolation):
-    """A payment's details are not usable."""
-
-    code = "invalid_payment"
-
-
-class NonPositivePayment(RuleViolation):
-    """A payment must move more than nothing."""
-
-    code = "non_positive_amount"
-
-
-class DuplicatePayment(RuleViolation):
-    """The payment id is already recorded on the account."""
-
-    code = "duplicate_payment"
-
-
-class UnknownInvoice(RuleViolation):
-    """The command names an invoice the account does not have."""
-
-    code = "unknown_invoice"
-
-
-class InvoiceAlreadyPaid(RuleViolation):
-    """The invoice has nothing left to pay."""
-
-    code = "invoice_already_paid"
-
-
-class InvoiceAlreadyWrittenOff(RuleViolation):
-    """What the invoice owed was written off: it owes nothing, though it was not paid."""
-
-    code = "invoice_written_off"

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ledger.account_state import AccountEvent, AccountPart, Contact, Invoice
+from ledger.bounds import Totals, check_total
 from ledger.errors import (
     MissingValue,
     RuleViolation,
@@ -37,6 +38,7 @@ from ledger.errors import (
     check_text,
     check_time_range,
 )
+from ledger.invoice_rules import INVOICE_RENEGOTIATED
 from ledger.money import check_amount
 from ledger.postings import LedgerAccount, Posting, check_balanced, transfer
 
@@ -45,7 +47,6 @@ MAX_INSTALLMENTS = 60
 MAX_INTERVAL_DAYS = 366
 MAX_DAYS_TO_FIRST_DUE = 366
 INSTALLMENT_GRACE_DAYS = 7
-MAX_MINOR = 2**63 - 1  # an Avro long: the largest amount an event can carry
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class Renegotiation(AccountPart):
     if TYPE_CHECKING:  # provided by Account
         renegotiations: dict[str, RenegotiationPlan]
         hardship_until: datetime | None
+        totals: Totals
 
-        def _open_invoice(
-            self, invoice_id: str, *, field: str = "invoice_id", instead: str = ""
-        ) -> Invoice: ...
+        def _open_invoice(self, invoice_id: str, *, field: str = "invoice_id") -> Invoice: ...
 
     class DebtRenegotiated(AccountEvent):
         """Overdue invoices became a plan of installments, with forgiveness and interest."""
@@ -98,8 +98,13 @@ class Renegotiation(AccountPart):
         postings: tuple[Posting, ...]
 
         def apply(self, aggregate: Any) -> None:
+            forgiven = self.forgiven_minor  # forgiven from the invoices in the order named
             for debt in self.original_debts:
-                aggregate.invoices[debt.invoice_id].renegotiated_into = self.plan_id
+                original = aggregate.invoices[debt.invoice_id]
+                original.renegotiated_into = self.plan_id
+                original.forgiven_minor = min(forgiven, debt.amount_minor)
+                forgiven -= original.forgiven_minor
+            aggregate.totals.invoiced_minor += self.interest_minor  # interest is billed revenue
             for line in self.schedule:
                 # An installment belongs to the plan, not to a subscription.
                 aggregate.invoices[line.invoice_id] = Invoice(
@@ -147,6 +152,9 @@ class Renegotiation(AccountPart):
         debts = self._original_debts(invoice_ids, issued_at)
         debt_minor = sum(debt.amount_minor for debt in debts)
         total_minor = _amount_to_pay(debt_minor, forgiven_minor, interest_minor)
+        check_total(
+            "invoiced total", self.totals.invoiced_minor, interest_minor, field="interest_minor"
+        )
         check_range("installments", installments, 1, min(MAX_INSTALLMENTS, total_minor))
         latest_first_due = issued_at + timedelta(days=MAX_DAYS_TO_FIRST_DUE)
         check_time_range("first_due_at", first_due_at, issued_at, latest_first_due)
@@ -275,7 +283,6 @@ def _amount_to_pay(debt_minor: int, forgiven_minor: int, interest_minor: int) ->
     check_amount(forgiven_minor, field="forgiven_minor")
     check_range("forgiven_minor", forgiven_minor, 0, debt_minor - 1)
     check_amount(interest_minor, field="interest_minor")
-    check_range("interest_minor", interest_minor, 0, MAX_MINOR - debt_minor + forgiven_minor)
     return debt_minor - forgiven_minor + interest_minor
 
 
@@ -313,4 +320,4 @@ class InvoiceNotOverdue(RuleViolation):
 class InvoiceRenegotiated(RuleViolation):
     """The invoice's debt moved into a renegotiation plan: its installments owe it now."""
 
-    code = "invoice_renegotiated"
+    code = INVOICE_RENEGOTIATED

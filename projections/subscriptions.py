@@ -74,7 +74,7 @@ COMMENT ON COLUMN subscription_versions.account_version IS
 COMMENT ON COLUMN subscription_versions.valid_from IS
     'Business time from which this version holds: the event''s occurred_at, or a cancellation''s effective_at.';
 COMMENT ON COLUMN subscription_versions.cause IS
-    'What changed: subscribed, invoiced, plan_changed, price_announced, price_applied, paused, resumed, '
+    'What changed: subscribed, invoiced, plan_changed, price_announced, price_applied, price_withdrawn, paused, resumed, '
     'cancellation_scheduled, cancelled, reactivated, suspended_for_nonpayment, cancelled_for_nonpayment.';
 COMMENT ON COLUMN subscription_versions.price_minor IS
     'Price per billing interval in force, in minor units of currency.';
@@ -243,6 +243,15 @@ def _price_applied(version: dict[str, Any], record: dict[str, Any]) -> dict[str,
     }
 
 
+def _withdrawn(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    # A plan change withdrew the announced price of the old terms: nothing is pending now.
+    return version | {
+        "announced_price_minor": None,
+        "announced_from": None,
+        "cause": "price_withdrawn",
+    }
+
+
 def _paused(version: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return version | {"status": "PAUSED", "cause": "paused"}
 
@@ -286,6 +295,7 @@ _CHANGES = {
     "PlanChanged": _plan_changed,
     "PriceChangeAnnounced": _announced,
     "PriceChangeApplied": _price_applied,
+    "PriceChangeWithdrawn": _withdrawn,
     "SubscriptionPaused": _paused,
     "SubscriptionResumed": _resumed,
     "CancellationScheduled": _scheduled,

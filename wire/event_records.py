@@ -35,6 +35,7 @@ ACCOUNT_EVENT_SCHEMAS: dict[type[Any], str] = {
     Account.PlanChanged: "billing.events.PlanChanged",
     Account.PriceChangeAnnounced: "billing.events.PriceChangeAnnounced",
     Account.PriceChangeApplied: "billing.events.PriceChangeApplied",
+    Account.PriceChangeWithdrawn: "billing.events.PriceChangeWithdrawn",
     Account.CreditNoteIssued: "billing.events.CreditNoteIssued",
     Account.SubscriptionPaused: "billing.events.SubscriptionPaused",
     Account.SubscriptionResumed: "billing.events.SubscriptionResumed",

@@ -181,7 +181,16 @@ class TestSubscribeWithoutTrial:
         assert subscription.started_at == LATER
         assert subscription.trial_ends_at is None
         assert subscription.cycles_invoiced == 1
-        assert account.invoices == {"sub-1/1": Invoice("sub-1/1", "sub-1", 1500, LATER)}
+        assert account.invoices == {
+            "sub-1/1": Invoice(
+                "sub-1/1",
+                "sub-1",
+                1500,
+                LATER,
+                period_start=LATER,
+                period_end=account.subscriptions["sub-1"].period(0)[1],
+            )
+        }
 
     def test_a_free_plan_is_invoiced_without_postings(self, account: Account) -> None:
         """A zero price still issues an invoice, but nothing moves in the ledger."""

@@ -376,10 +376,6 @@ class TestAWrittenOffInvoice:
             pytest.param(lambda: write_off(), id="WriteOff"),
             pytest.param(lambda: charge(), id="Charge"),
             pytest.param(lambda: fail_charge(invoice_id="sub-1/1", issued_at=LATER), id="Fail"),
-            pytest.param(
-                lambda: record_payment(amount_minor=1000, invoice_id="sub-1/1", issued_at=LATER),
-                id="RecordPayment",
-            ),
         ],
     )
     def test_commands_naming_it_are_refused(
@@ -398,13 +394,17 @@ class TestAWrittenOffInvoice:
         assert "1000" in outcome.rejection.message
         assert len(account_events(ledger)) == before
 
-    def test_a_payment_is_told_how_to_be_recorded(self, written_off: Sender) -> None:
-        """The money did arrive: the message says to send the payment without invoice_id."""
+    def test_a_payment_naming_it_is_recorded(
+        self, ledger: BillingLedger, written_off: Sender
+    ) -> None:
+        """The money did arrive: 10.00 naming it is kept as credit, the event saying why."""
         (outcome,) = written_off(
             record_payment(amount_minor=1000, invoice_id="sub-1/1", issued_at=LATER)
         )
-        assert outcome.rejection is not None
-        assert "without invoice_id" in outcome.rejection.message
+        assert outcome.rejection is None
+        assert the_account(ledger).credit_minor == 1000
+        payment = [e for e in account_events(ledger) if isinstance(e, Account.PaymentReceived)][-1]
+        assert (payment.invoice_id, payment.redirect_reason) == ("sub-1/1", "invoice_written_off")
 
     def test_the_same_payment_without_invoice_id_becomes_credit(
         self, ledger: BillingLedger, written_off: Sender

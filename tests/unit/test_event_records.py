@@ -379,6 +379,8 @@ class TestReceivablesEvents:
                 {"ledger_account": "receivable", "side": "CREDIT", "amount_minor": 1500},
                 {"ledger_account": "customer_credit", "side": "CREDIT", "amount_minor": 500},
             ],
+            "invoice_id": None,
+            "redirect_reason": None,
         }
 
     def test_invoice_paid_names_the_invoice_and_its_amount(

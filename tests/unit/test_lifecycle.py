@@ -24,8 +24,8 @@ from commands.messages import (
 from ledger.account import Account
 from ledger.account_state import CancellationPolicy, SubscriptionStatus
 from ledger.application import BillingLedger
-from ledger.lifecycle import prorated
 from ledger.postings import balance_of
+from ledger.proration import prorated
 from tests.unit.builders import (
     Sender,
     account_events,

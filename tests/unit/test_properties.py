@@ -116,6 +116,7 @@ def state_of(account: Account) -> dict[str, Any]:
         "subscriptions": account.subscriptions,
         "invoices": account.invoices,
         "credit_minor": account.credit_minor,
+        "totals": account.totals,
         "payment_ids": account.payment_ids,
         "failed_charges": account.failed_charges,
         "dunning_policy": account.dunning_policy,

@@ -15,8 +15,9 @@ from commands.handlers import Outcome
 from ledger.account import Account
 from ledger.application import BillingLedger, event_id
 from ledger.calendar import IntervalUnit
+from ledger.clock import MAX_CYCLES_PER_ADVANCE
 from ledger.postings import LedgerAccount, Posting, Side, balance_of
-from ledger.receivables import MAX_CYCLES_PER_ADVANCE, Allocation, ChargeFailureReason
+from ledger.receivables import Allocation, ChargeFailureReason
 from tests.unit.builders import (
     ISSUED_AT,
     Sender,
@@ -131,14 +132,15 @@ class TestAdvanceClockInvoicing:
     def test_each_monthly_cycle_begun_is_invoiced_with_its_period_and_due_date(
         self, ledger: BillingLedger, send: Sender
     ) -> None:
-        """Cycles begun on 29 Feb, 31 Mar and 30 Apr (the tick itself) are sub-1/2, /3 and /4."""
+        """Cycles begun on 29 Feb, 31 Mar and 30 Apr (the tick itself) are sub-1/2, /3 and /4,
+        each due 14 days after its issue by this tick."""
         (outcome,) = send(advance_clock(issued_at=at(2024, 4, 30)))
         issued = of_type(answered(ledger, outcome), Account.InvoiceIssued)
         assert [
             (i.invoice_id, i.cycle, i.period_start, i.period_end, i.due_at) for i in issued
         ] == [
-            ("sub-1/2", 1, at(2024, 2, 29), at(2024, 3, 31), at(2024, 3, 14)),
-            ("sub-1/3", 2, at(2024, 3, 31), at(2024, 4, 30), at(2024, 4, 14)),
+            ("sub-1/2", 1, at(2024, 2, 29), at(2024, 3, 31), at(2024, 5, 14)),
+            ("sub-1/3", 2, at(2024, 3, 31), at(2024, 4, 30), at(2024, 5, 14)),
             ("sub-1/4", 3, at(2024, 4, 30), at(2024, 5, 31), at(2024, 5, 14)),
         ]
 
@@ -239,14 +241,15 @@ class TestBillingIntervals:
         ticks_at: datetime,
         expected_starts: list[datetime],
     ) -> None:
-        """Invoices sub-1/2 on cover the cycles begun after the first, back to back."""
+        """Invoices sub-1/2 on cover the cycles begun after the first, back to back, each due
+        14 days after the tick that issues it."""
         send(open_account(), subscribe(interval_unit=unit, interval_count=count))
         (outcome,) = send(advance_clock(issued_at=ticks_at))
         issued = of_type(answered(ledger, outcome), Account.InvoiceIssued)
         assert [i.invoice_id for i in issued] == [f"sub-1/{n + 2}" for n in range(len(issued))]
         assert [i.period_start for i in issued] == expected_starts
         assert [i.period_end for i in issued[:-1]] == expected_starts[1:]
-        assert [i.due_at for i in issued] == [s + timedelta(days=14) for s in expected_starts]
+        assert [i.due_at for i in issued] == [ticks_at + timedelta(days=14)] * len(issued)
 
     def test_a_yearly_plan_from_29_february_renews_on_28_february_until_a_leap_year(
         self, ledger: BillingLedger, send: Sender
@@ -410,18 +413,16 @@ class TestOverdue:
         (overdue,) = answered(ledger, outcome)
         assert (overdue.invoice_id, overdue.outstanding_minor) == ("sub-1/1", 1000)
 
-    def test_invoices_issued_late_are_marked_overdue_by_the_same_tick(
+    def test_invoices_issued_late_are_not_born_overdue(
         self, ledger: BillingLedger, send: Sender
     ) -> None:
-        """On 30 Apr: three invoices issued, then the three past due marked, oldest first."""
+        """On 30 Apr: three invoices issued late, due 14 May; only sub-1/1 is marked overdue."""
         (outcome,) = send(advance_clock(issued_at=at(2024, 4, 30)))
         events = answered(ledger, outcome)
-        assert types_of(events) == [Account.InvoiceIssued] * 3 + [Account.InvoiceOverdue] * 3
-        assert [e.invoice_id for e in of_type(events, Account.InvoiceOverdue)] == [
-            "sub-1/1",
-            "sub-1/2",
-            "sub-1/3",
-        ]
+        assert types_of(events) == [Account.InvoiceIssued] * 3 + [Account.InvoiceOverdue]
+        assert [e.invoice_id for e in of_type(events, Account.InvoiceOverdue)] == ["sub-1/1"]
+        issued = of_type(events, Account.InvoiceIssued)
+        assert {i.due_at for i in issued} == {at(2024, 5, 14)}
 
     def test_marking_overdue_moves_no_money(self, ledger: BillingLedger, send: Sender) -> None:
         """The mark has no postings; receivable stays what is outstanding."""
@@ -751,12 +752,14 @@ class TestPaymentRejections:
         assert first.rejection is None
         assert rejection_of(second) == ("duplicate_payment", "payment_id")
 
-    def test_naming_a_paid_invoice_is_rejected(self, ledger: BillingLedger, send: Sender) -> None:
-        """invoice_already_paid on invoice_id; the money is not taken as credit either."""
+    def test_naming_a_paid_invoice_is_recorded_as_credit(
+        self, ledger: BillingLedger, send: Sender
+    ) -> None:
+        """The money arrived: nothing else is open, so the 15.00 becomes credit."""
         send(record_payment(amount_minor=1500))
         (outcome,) = send(record_payment(amount_minor=1500, invoice_id="sub-1/1"))
-        assert rejection_of(outcome) == ("invoice_already_paid", "invoice_id")
-        assert the_account(ledger).credit_minor == 0
+        assert outcome.rejection is None
+        assert the_account(ledger).credit_minor == 1500
 
     def test_a_payment_for_an_unknown_account_is_rejected(
         self, ledger: BillingLedger, send: Sender
