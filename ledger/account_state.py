@@ -84,6 +84,9 @@ class Subscription:
     cancel_at: datetime | None = None
     anchor: datetime | None = None
     cycle_base: int = 0
+    # When the plan last changed: an invoice that charged from before then no longer charges
+    # the rest of its period (the change credited its unused share).
+    changed_at: datetime | None = None
 
     def period(self, cycle: int) -> tuple[datetime, datetime]:
         """Start and end of billing cycle `cycle` (counted over the subscription's life)."""

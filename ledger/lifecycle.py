@@ -47,7 +47,9 @@ class Lifecycle(AccountPart):
         previous_price_minor: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.subscriptions[self.subscription_id].terms = self.terms
+            subscription = aggregate.subscriptions[self.subscription_id]
+            subscription.terms = self.terms
+            subscription.changed_at = self.timestamp
 
     class CreditNoteIssued(AccountEvent):
         """Revenue given back to the customer as account credit."""

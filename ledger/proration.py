@@ -88,10 +88,13 @@ class Proration(Lifecycle):
             previous_price_minor=old.price_minor,
         )
         self._withdraw_price_change(command_id, issued_at, sub, old.plan_id, "plan_change")
-        if current is None:
+        if sub.cycles_invoiced == 0:
             return  # in a trial, or not invoiced yet: the next invoice has the new price
-        self._credit_unused(command_id, issued_at, current, "plan_change")
         start, end = sub.period(sub.cycles_invoiced - 1)
+        if not start <= issued_at < end:
+            return  # the invoiced cycle is over: the next invoice has the new price
+        if current is not None:  # none after a change to a free price: nothing left to credit
+            self._credit_unused(command_id, issued_at, current, "plan_change")
         charge = prorated(price_minor, start, end, issued_at)
         if charge:
             self._issue_invoice(command_id, issued_at, sub, ("change", charge))
@@ -156,7 +159,15 @@ class Proration(Lifecycle):
         # Invoices are kept in the order they were issued, on replay too, and the last one of
         # a subscription is of its last cycle invoiced: the cycle's own, or a later proration.
         charged_by = [i for i in self.invoices.values() if i.subscription_id == sub.subscription_id]
-        return charged_by[-1] if charged_by else None
+        if not charged_by:
+            return None
+        last = charged_by[-1]
+        # A change to a free price issues no invoice: the last one was credited for the rest
+        # of the period then, and must not be credited for it again.
+        changed_at, charged_from = sub.changed_at, last.period_start
+        if changed_at is not None and charged_from is not None and charged_from < changed_at:
+            return None
+        return last
 
 
 def prorated(amount_minor: int, start: datetime, end: datetime, now: datetime) -> int:
