@@ -279,9 +279,9 @@ class TestGrantAnalytics:
         granted = ledger_cli("db", "grant-analytics", "--role", role, database_url=ledger_tables)
         assert granted.returncode == 0, granted.stderr
         with connect(ledger_tables, autocommit=True) as connection:
-            connection.execute("CREATE TABLE delinquency (account_id text PRIMARY KEY)")
+            connection.execute("CREATE TABLE a_later_read_model (account_id text PRIMARY KEY)")
         with as_role(ledger_tables, role, "") as connection:
-            assert connection.execute("SELECT count(*) FROM delinquency").fetchone() == (0,)
+            assert connection.execute("SELECT count(*) FROM a_later_read_model").fetchone() == (0,)
 
     def test_refuses_before_the_ledger_created_its_tables(
         self, servers: Servers, role: str
