@@ -221,8 +221,12 @@ class Receivables(InvoiceRules):
         if invoice.amount_minor == 0:  # a free cycle's invoice is settled as it is issued
             self._mark_if_paid(command_id, issued_at, invoice_id)
             return
-        amount = min(self.credit_minor, invoice.payable_at(issued_at))
+        payable = invoice.payable_at(issued_at)
+        amount = min(self.credit_minor, payable)
         if amount <= 0:
+            if payable == 0:  # what is left is the discount still to be had: settled by it
+                self._grant_early_discount(command_id, issued_at, invoice_id)
+                self._mark_if_paid(command_id, issued_at, invoice_id)
             return
         self._record(
             self.CreditApplied,
