@@ -266,8 +266,8 @@ _CREATE_ATTEMPTS = 10
 def ensure_lock_table(connection: psycopg.Connection[Any], table: str) -> None:
     """Create the empty lock table `table` unless it exists, in a transaction of its own.
 
-    Workers creating it at the same moment collide in PostgreSQL's catalog (duplicate
-    pg_type); the losers try again and find it there.
+    Workers creating it at the same moment collide in PostgreSQL's catalog (a unique
+    violation on pg_type, or "type already exists"); the losers try again and find it there.
     """
     statement = SQL("CREATE TABLE IF NOT EXISTS {} ()").format(Identifier(table))
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
@@ -275,7 +275,7 @@ def ensure_lock_table(connection: psycopg.Connection[Any], table: str) -> None:
             with connection.transaction():
                 connection.execute(statement)
             return
-        except psycopg.errors.UniqueViolation:
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
             if attempt == _CREATE_ATTEMPTS:
                 raise
 
