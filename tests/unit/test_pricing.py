@@ -102,3 +102,17 @@ class TestApplication:
         (applied,) = named(ledger, "PriceChangeApplied")
         assert (applied.previous_price_minor, applied.price_minor) == (1500, 2000)
         assert account.subscriptions["sub-1"].terms.price_minor == 2000
+
+    def test_the_latest_announcement_replaces_a_pending_one(
+        self, ledger: BillingLedger, monthly: Sender
+    ) -> None:
+        """20.00 from 10 Feb, then 18.00 from 1 Apr: March stays 15.00, April is 18.00."""
+        monthly(announce(START, START + 40 * DAY, price=2000))
+        monthly(announce(START + DAY, datetime(2024, 4, 1, tzinfo=UTC), price=1800))
+        monthly(advance_clock(issued_at=datetime(2024, 4, 1, tzinfo=UTC)))
+        account = ledger.account("acc-1")
+        assert account is not None
+        amounts = [account.invoices[f"sub-1/{k}"].amount_minor for k in (1, 2, 3, 4)]
+        assert amounts == [1500, 1500, 1500, 1800]
+        (applied,) = named(ledger, "PriceChangeApplied")
+        assert (applied.previous_price_minor, applied.price_minor) == (1500, 1800)
