@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import psycopg
 
+from demo.dashboard import write_dashboard
 from infra.postgres import connect
 from runtime import report_output, reports
 from runtime.report_forecast import forecast_report
@@ -29,23 +31,32 @@ SECTIONED: dict[str, tuple[str, SectionsBuild]] = {
         metrics_report,
     ),
 }
+DASHBOARD = "dashboard"
+DASHBOARD_HELP = (
+    "one self-contained HTML page (no server, no network) of the read models: headline figures, "
+    "MRR and its movements, active subscriptions, the cash-flow forecast and forecast against "
+    "actual, aging, charge success, dunning recovery, renegotiations, feedback beside churn, "
+    "the most delinquent accounts; written to --out (--as-of and --currency apply)"
+)
+KINDS = [*reports.REPORTS, *SECTIONED, DASHBOARD]
 
 
 def add_parser(verbs: Any, action: Callable[..., int]) -> None:
     """Add `report KIND [--as-of TIME] [--account ID] [--currency C] [--format F]` to `verbs`."""
     report = verbs.add_parser(
         "report",
-        help="print a read model: " + ", ".join([*reports.REPORTS, *SECTIONED]),
+        help="print a read model, or write the dashboard: " + ", ".join(KINDS),
         description="Print a report from the read models (never the event store): a table for "
         "a terminal, or JSON / CSV (amounts in integer minor units) for scripts. Days past due "
         "and aging count as of --as-of, else as of the latest business time the read models "
         "have seen.\n\n"
         + "\n".join(f"  {kind}: {entry.help}" for kind, entry in reports.REPORTS.items())
         + "\n"
-        + "\n".join(f"  {kind}: {text}" for kind, (text, _) in SECTIONED.items()),
+        + "\n".join(f"  {kind}: {text}" for kind, (text, _) in SECTIONED.items())
+        + f"\n  {DASHBOARD}: {DASHBOARD_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("kind", choices=[*reports.REPORTS, *SECTIONED], metavar="KIND")
+    report.add_argument("kind", choices=KINDS, metavar="KIND")
     report.add_argument(
         "--as-of",
         type=business_time,
@@ -56,6 +67,14 @@ def add_parser(verbs: Any, action: Callable[..., int]) -> None:
     report.add_argument("--account", help="this account only")
     report.add_argument("--currency", help="this ISO 4217 currency only")
     report.add_argument("--format", choices=report_output.FORMATS, default="table")
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=Path("dashboard.html"),
+        metavar="FILE",
+        help="dashboard only: the HTML file to write (default: dashboard.html); open it in any "
+        "browser",
+    )
     report.set_defaults(action=action)
 
 
@@ -63,6 +82,8 @@ def run(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     """Read the report `args` asks for from the database and print it to `stream`."""
     if args.kind in SECTIONED:
         return _run_sectioned(args, database_url, stream)
+    if args.kind == DASHBOARD:
+        return _run_dashboard(args, database_url, stream)
     options = reports.Options(args.as_of, args.account, args.currency)
     try:
         with connect(database_url) as connection:
@@ -88,6 +109,19 @@ def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) 
             "read models?)"
         ) from None
     stream.write(render(sections, args.format))
+    return 0
+
+
+def _run_dashboard(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
+    try:
+        out = write_dashboard(database_url, args.out, args.as_of, args.currency)
+    except psycopg.Error as error:
+        raise ReportError(
+            f"report {DASHBOARD}: {str(error).strip()} (has the ledger run once, creating its "
+            "read models?)"
+        ) from None
+    stream.write(f"dashboard written to {out} ({out.stat().st_size:,} bytes): open "
+                 f"{out.resolve().as_uri()} in a browser\n")  # fmt: skip
     return 0
 
 
