@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from infra.config import Settings
 from local import apache_kafka, embedded
 from runtime.runner import topic_specs
+from tests.browser import BrowserMissing, ensure_chromium
 from tests.helpers import Servers, kafka_clients, wait_for
 
 # Apache Kafka's jars are fetched once per machine, not once per test's home.
@@ -125,3 +126,12 @@ def _empty_topics(bootstrap: str) -> None:
         wait_for(lambda: not set(doomed) & set(admin.list_topics()), timeout_s=60)
     finally:
         admin.close()
+
+
+@pytest.fixture(name="chromium", scope="session")
+def fixture_chromium() -> str:
+    """Debian's chromium for tests of pages, installed with apt-get when it is missing."""
+    try:
+        return ensure_chromium()
+    except BrowserMissing as error:
+        pytest.fail(str(error))

@@ -15,7 +15,7 @@ from commands.table import command_from_record
 from demo.book import Book as DemoBook
 from demo.dashboard import CHARTS
 from runtime.send import encode_command
-from tests.browser import Browser, BrowserMissing, PageCheck, ensure_chromium
+from tests.browser import Browser, PageCheck
 from tests.helpers import CODEC, Servers
 from tests.integration.books import Book
 
@@ -24,15 +24,6 @@ OUTPUT = Path(__file__).resolve().parents[1] / "output"  # tests/output, ignored
 PAGE = OUTPUT / "dashboard.html"
 SMALL_BOOK = {"customers": 40, "months": 4, "seed": 3}
 BATCH = 50  # commands per batch, as the consumer takes them from one poll
-
-
-@pytest.fixture(name="chromium", scope="session")
-def fixture_chromium() -> str:
-    """Debian's chromium, installed with apt-get when it is missing."""
-    try:
-        return ensure_chromium()
-    except BrowserMissing as error:
-        pytest.fail(str(error))
 
 
 @pytest.fixture(name="database_url")
