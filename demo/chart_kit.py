@@ -14,8 +14,13 @@ import plotly.graph_objects as go
 from ledger.money import MINOR_UNIT_DIGITS
 
 GREEN, BLUE, TEAL, ORANGE, RED, GREY = (
-    "#2e9d6a", "#3867d6", "#20a4b8", "#f0932b", "#d64541", "#9aa3ad",
-)  # fmt: skip
+    "#2e9d6a",
+    "#3867d6",
+    "#20a4b8",
+    "#f0932b",
+    "#d64541",
+    "#9aa3ad",
+)
 
 
 @dataclass(frozen=True)

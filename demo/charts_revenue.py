@@ -17,7 +17,7 @@ from demo.chart_kit import (
     major,
     money_hover,
     month_label,
-)  # fmt: skip
+)
 from demo.dashboard_data import CurrencyBook, Row
 
 
@@ -98,25 +98,41 @@ def feedback_chart(book: CurrencyBook) -> Chart:
     """Per month of feedback: the net score beside the share of its respondents who churned."""
     rows: list[Row] = book.metrics.get("feedback", [])
     chart = Chart(
-        "feedback", "Feedback next to churn",
+        "feedback",
+        "Feedback next to churn",
         "net score (% promoters - % detractors) and the respondents who have churned since",
-    )  # fmt: skip
+    )
     if not rows:
         return empty(chart, "No feedback has been recorded yet.")
     months = [month_label(row["month"]) for row in rows]
     traces = [
-        go.Bar(x=months, y=[r["net_score"] for r in rows], name="Net score",
-               marker_color=[GREEN if r["net_score"] >= 0 else ORANGE for r in rows],
-               customdata=[[r["responses"], r["average_score"]] for r in rows],
-               hovertemplate="Net score %{y:.0f} (%{customdata[0]} responses, "
-               "average %{customdata[1]:.1f})<extra></extra>"),
-        go.Scatter(x=months, y=[r["churn_pct"] for r in rows], name="Respondents churned",
-                   yaxis="y2", mode="lines+markers", line={"color": RED, "width": 2},
-                   hovertemplate="Churned since: %{y:.1f}%<extra></extra>"),
-    ]  # fmt: skip
+        go.Bar(
+            x=months,
+            y=[r["net_score"] for r in rows],
+            name="Net score",
+            marker_color=[GREEN if r["net_score"] >= 0 else ORANGE for r in rows],
+            customdata=[[r["responses"], r["average_score"]] for r in rows],
+            hovertemplate="Net score %{y:.0f} (%{customdata[0]} responses, "
+            "average %{customdata[1]:.1f})<extra></extra>",
+        ),
+        go.Scatter(
+            x=months,
+            y=[r["churn_pct"] for r in rows],
+            name="Respondents churned",
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": RED, "width": 2},
+            hovertemplate="Churned since: %{y:.1f}%<extra></extra>",
+        ),
+    ]
     layout = base_layout(
         yaxis={"title": {"text": "net score"}, "range": [-100, 100]},
-        yaxis2={"title": {"text": "% churned"}, "overlaying": "y", "side": "right",
-                "range": [0, 100], "showgrid": False},
-    )  # fmt: skip
+        yaxis2={
+            "title": {"text": "% churned"},
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 100],
+            "showgrid": False,
+        },
+    )
     return drawn(chart, go.Figure(traces, layout))

@@ -19,15 +19,13 @@ import plotly.io
 from plotly.offline import get_plotlyjs
 
 from demo.chart_kit import Chart
-from demo.charts_cash import (
-    accuracy_chart,
-    aging_chart,
+from demo.charts_cash import accuracy_chart, aging_chart, forecast_chart
+from demo.charts_collections import (
     charges_chart,
     collection_chart,
     dunning_chart,
-    forecast_chart,
     renegotiations_chart,
-)  # fmt: skip
+)
 from demo.charts_revenue import actives_chart, feedback_chart, movements_chart, mrr_chart
 from demo.dashboard_data import CurrencyBook, Dashboard, Row, collect
 from infra.postgres import connect
@@ -150,9 +148,12 @@ def _headline(book: CurrencyBook) -> str:
         ("Active subscriptions", f"{book.active_subscriptions:,}", "with MRR"),
         ("Receivable", amount(receivable, code), "what open invoices owe"),
         ("Overdue", amount(overdue, code), overdue_share),
-        ("Expected inflow, 90 days", amount(book.expected_inflow_minor, code),
-         f"of {amount(scheduled, code)} scheduled"),
-    )  # fmt: skip
+        (
+            "Expected inflow, 90 days",
+            amount(book.expected_inflow_minor, code),
+            f"of {amount(scheduled, code)} scheduled",
+        ),
+    )
     return (
         '<div class="headline">'
         + "".join(

@@ -89,10 +89,18 @@ class Browser:
     def __init__(self, executable: str) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="ledger-chromium-"))
         self.process = subprocess.Popen(
-            [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
-             f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                executable,
+                *FLAGS,
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={WIDTH},{HEIGHT}",
+                "--hide-scrollbars",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def __enter__(self) -> Browser:
         return self
@@ -112,8 +120,13 @@ class Browser:
         try:
             for domain in ("Runtime", "Log", "Page", "Network"):
                 session.call(f"{domain}.enable")
-            session.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT,
-                         deviceScaleFactor=1, mobile=False)  # fmt: skip
+            session.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=WIDTH,
+                height=HEIGHT,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             session.call("Page.navigate", url=page.resolve().as_uri())
             session.wait_for("Page.loadEventFired")
             ready = session.evaluate(READY_SCRIPT)
@@ -169,8 +182,9 @@ class _Session:
             self.events.append(json.loads(self.socket.recv()))
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
-                           returnByValue=True)  # fmt: skip
+        result = self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"in-page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -203,8 +217,9 @@ class _Session:
 def _screenshot(session: _Session, path: Path) -> None:
     size = session.call("Page.getLayoutMetrics")["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": WIDTH, "height": size["height"], "scale": 1}
-    shot = session.call("Page.captureScreenshot", format="png", clip=clip,
-                        captureBeyondViewport=True)  # fmt: skip
+    shot = session.call(
+        "Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
 

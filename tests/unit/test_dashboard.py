@@ -19,18 +19,29 @@ AS_OF = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 def monthly(period: str, start: int, end: int, **movements: int) -> dict[str, Any]:
     """A `monthly` metrics row: MRR from `start` to `end`, with its movements."""
     return {
-        "period": period, "mrr_start_minor": start, "mrr_minor": end,
-        "new_minor": 0, "expansion_minor": 0, "contraction_minor": 0, "churn_minor": 0,
-        "reactivation_minor": 0, "active_subscriptions": 3, "active_customers": 2,
-    } | movements  # fmt: skip
+        "period": period,
+        "mrr_start_minor": start,
+        "mrr_minor": end,
+        "new_minor": 0,
+        "expansion_minor": 0,
+        "contraction_minor": 0,
+        "churn_minor": 0,
+        "reactivation_minor": 0,
+        "active_subscriptions": 3,
+        "active_customers": 2,
+    } | movements
 
 
 def forecast_day(day: str, scheduled: int, expected: int) -> dict[str, Any]:
     """A `days` forecast row."""
     return {
-        "day": day, "scheduled_minor": scheduled, "expected_minor": expected,
-        "low_minor": expected // 2, "high_minor": scheduled, "amounts": 1,
-    }  # fmt: skip
+        "day": day,
+        "scheduled_minor": scheduled,
+        "expected_minor": expected,
+        "low_minor": expected // 2,
+        "high_minor": scheduled,
+        "amounts": 1,
+    }
 
 
 def full_book() -> CurrencyBook:
@@ -43,15 +54,36 @@ def full_book() -> CurrencyBook:
                 monthly("2026-03", 123_456, 120_000, new_minor=1_544, churn_minor=5_000),
             ],
             "charges": [
-                {"month": "2026-02", "payment_method_kind": "credit_card", "charged_minor": 1000,
-                 "first_attempt_minor": 900, "recovered_after_retries_minor": 50},
+                {
+                    "month": "2026-02",
+                    "payment_method_kind": "credit_card",
+                    "charged_minor": 1000,
+                    "first_attempt_minor": 900,
+                    "recovered_after_retries_minor": 50,
+                },
             ],
-            "dunning": [{"month": "2026-03", "overdue_minor": 500, "recovered_minor": 250,
-                         "recovery_rate_pct": 50.0, "entered_dunning": 2, "recovered": 1}],
-            "renegotiations": [{"month": "2026-03", "outcome": "defaulted", "plans": 1,
-                                "amount_minor": 900}],
-            "feedback": [{"month": "2026-02", "responses": 4, "average_score": 6.5,
-                          "net_score": -25.0, "churn_pct": 50.0}],
+            "dunning": [
+                {
+                    "month": "2026-03",
+                    "overdue_minor": 500,
+                    "recovered_minor": 250,
+                    "recovery_rate_pct": 50.0,
+                    "entered_dunning": 2,
+                    "recovered": 1,
+                }
+            ],
+            "renegotiations": [
+                {"month": "2026-03", "outcome": "defaulted", "plans": 1, "amount_minor": 900}
+            ],
+            "feedback": [
+                {
+                    "month": "2026-02",
+                    "responses": 4,
+                    "average_score": 6.5,
+                    "net_score": -25.0,
+                    "churn_pct": 50.0,
+                }
+            ],
         },
         forecast={
             "days": [forecast_day("2026-03-20", 10_000, 9_000), forecast_day("2026-03-21", 0, 0)],
@@ -60,16 +92,38 @@ def full_book() -> CurrencyBook:
                 {"day": "2026-03-19", "expected_minor": 800, "collected_minor": 1000},
                 {"day": "mean", "absolute_percentage_error": 20.0},
             ],
-            "probabilities": [{"payment_method_kind": "credit_card", "band": "current",
-                               "observations": 40, "probability": 0.9}],
+            "probabilities": [
+                {
+                    "payment_method_kind": "credit_card",
+                    "band": "current",
+                    "observations": 40,
+                    "probability": 0.9,
+                }
+            ],
         },
-        aging={"current_minor": 1_000, "past_due_1_30_minor": 250, "past_due_31_60_minor": 0,
-               "past_due_61_90_minor": 0, "past_due_91_plus_minor": 750, "open_minor": 2_000},
-        delinquent=[{"account_id": "acc-<1>", "customer_reference": "crm-1", "status": "in_dunning",
-                     "overdue_minor": 1_000, "open_minor": 2_000, "days_past_due": 95,
-                     "dunning_stage": 3, "failed_attempts": 2, "next_action": "final_action",
-                     "next_action_at": datetime(2026, 3, 25, tzinfo=UTC)}],
-    )  # fmt: skip
+        aging={
+            "current_minor": 1_000,
+            "past_due_1_30_minor": 250,
+            "past_due_31_60_minor": 0,
+            "past_due_61_90_minor": 0,
+            "past_due_91_plus_minor": 750,
+            "open_minor": 2_000,
+        },
+        delinquent=[
+            {
+                "account_id": "acc-<1>",
+                "customer_reference": "crm-1",
+                "status": "in_dunning",
+                "overdue_minor": 1_000,
+                "open_minor": 2_000,
+                "days_past_due": 95,
+                "dunning_stage": 3,
+                "failed_attempts": 2,
+                "next_action": "final_action",
+                "next_action_at": datetime(2026, 3, 25, tzinfo=UTC),
+            }
+        ],
+    )
 
 
 def figures_of(html: str) -> list[dict[str, Any]]:
@@ -109,8 +163,15 @@ class TestPage:
     def test_headline_figures(self) -> None:
         """MRR and its change this month, actives, receivable, overdue, expected inflow."""
         html = page(Dashboard(AS_OF, (full_book(),)))
-        for shown in ("1,200.00 EUR", "-34.56 EUR this month", "20.00 EUR", "10.00 EUR",
-                      "50.0% of receivable", "90.00 EUR", "of 100.00 EUR scheduled"):  # fmt: skip
+        for shown in (
+            "1,200.00 EUR",
+            "-34.56 EUR this month",
+            "20.00 EUR",
+            "10.00 EUR",
+            "50.0% of receivable",
+            "90.00 EUR",
+            "of 100.00 EUR scheduled",
+        ):
             assert shown in html
         assert "20 Mar 2026, 12:00 UTC" in html
 
