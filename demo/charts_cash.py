@@ -110,7 +110,7 @@ def accuracy_chart(book: CurrencyBook) -> Chart:
     rows, code = book.forecast.get("accuracy", []), book.currency
     days = [row for row in rows if row["day"] != "mean"]
     mape = next((row["absolute_percentage_error"] for row in rows if row["day"] == "mean"), None)
-    note = f"the last {len(days)} days, {code}; " + (
+    note = (f"the last {len(days)} days, {code}; " if days else f"past days, {code}; ") + (
         f"mean absolute percentage error {mape:.1f}%" if mape is not None else "no cash yet"
     )
     chart = Chart("accuracy", "Forecast against actual", note)

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from commands.table import command_from_record
 from demo.book import Book as DemoBook
-from demo.dashboard import CHARTS
+from demo.dashboard import CHARTS, page
+from demo.dashboard_data import CurrencyBook, Dashboard
 from runtime.send import encode_command
 from tests.browser import Browser, PageCheck
 from tests.helpers import CODEC, Servers
@@ -87,3 +89,17 @@ class TestDashboardInTheBrowser:
         assert [c for c in page_check.charts if c["traces"] == 0 or c["marks"] == 0] == []
         assert page_check.tables and page_check.tables[0] > 0
         assert (OUTPUT / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def test_a_book_with_nothing_to_draw_says_so(self, chromium: str, tmp_path: Path) -> None:
+        """A currency without rows: every chart and the table show their sentence, and the
+        page is still ready with no console error."""
+        written = tmp_path / "empty.html"
+        empty = Dashboard(datetime(2026, 1, 1, tzinfo=UTC), (CurrencyBook("EUR"),))
+        written.write_text(page(empty), encoding="utf-8")
+        with Browser(chromium) as browser:
+            check = browser.check(written, tmp_path / "empty.png")
+        assert check.ready == "true"
+        assert check.errors == []
+        assert check.charts == []
+        expected = [draw.__name__.removesuffix("_chart") for draw in CHARTS]
+        assert check.empty == [*expected, "delinquent"]
