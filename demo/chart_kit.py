@@ -46,9 +46,19 @@ def money_format(currency: str) -> str:
     return f",.{MINOR_UNIT_DIGITS.get(currency, 2)}f"
 
 
-def month_label(period: str) -> str:
-    """`2026-03` as `Mar 2026`."""
-    return datetime.strptime(period, "%Y-%m").strftime("%b %Y")
+def month_start(period: str) -> str:
+    """The month `2026-03` as the date plotly places it at, `2026-03-01`."""
+    return datetime.strptime(period, "%Y-%m").date().isoformat()
+
+
+def month_axis(months: int) -> dict[str, Any]:
+    """An x axis of `months` months: a tick a month (a quarter past 13), `Mar` over `2026`."""
+    return {
+        "type": "date",
+        "tickformat": "%b\n%Y",
+        "hoverformat": "%B %Y",
+        "dtick": "M1" if months <= 13 else "M3",
+    }
 
 
 def base_layout(currency: str | None = None, **extra: Any) -> dict[str, Any]:

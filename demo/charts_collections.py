@@ -20,7 +20,8 @@ from demo.chart_kit import (
     empty,
     major,
     money_hover,
-    month_label,
+    month_axis,
+    month_start,
 )
 from demo.dashboard_data import CurrencyBook
 
@@ -86,7 +87,7 @@ def dunning_chart(book: CurrencyBook) -> Chart:
     chart = Chart("dunning", "Dunning recovery", f"by month invoices went past due, {code}")
     if not rows:
         return empty(chart, "No invoice has gone past due yet.")
-    months = [month_label(row["month"]) for row in rows]
+    months = [month_start(row["month"]) for row in rows]
     traces = [
         go.Bar(
             x=months,
@@ -120,7 +121,9 @@ def dunning_chart(book: CurrencyBook) -> Chart:
         "dtick": 25,
         "showgrid": False,
     }
-    return drawn(chart, go.Figure(traces, base_layout(code, yaxis2=y2)))
+    return drawn(
+        chart, go.Figure(traces, base_layout(code, yaxis2=y2, xaxis=month_axis(len(months))))
+    )
 
 
 def renegotiations_chart(book: CurrencyBook) -> Chart:
@@ -133,7 +136,7 @@ def renegotiations_chart(book: CurrencyBook) -> Chart:
     plans = {(row["month"], row["outcome"]): row["plans"] for row in rows}
     traces = [
         go.Bar(
-            x=[month_label(m) for m in months],
+            x=[month_start(m) for m in months],
             y=[plans.get((m, outcome), 0) for m in months],
             name=outcome.replace("_", " ").capitalize(),
             marker_color=colour,
@@ -141,7 +144,10 @@ def renegotiations_chart(book: CurrencyBook) -> Chart:
         for outcome, colour in OUTCOMES.items()
     ]
     layout = base_layout(
-        barmode="stack", bargap=0.5, yaxis={"title": {"text": "plans"}, "dtick": 1}
+        barmode="stack",
+        bargap=0.5,
+        xaxis=month_axis(len(months)),
+        yaxis={"title": {"text": "plans"}, "dtick": 1},
     )
     return drawn(chart, go.Figure(traces, layout))
 

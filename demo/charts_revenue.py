@@ -16,7 +16,8 @@ from demo.chart_kit import (
     empty,
     major,
     money_hover,
-    month_label,
+    month_axis,
+    month_start,
 )
 from demo.dashboard_data import CurrencyBook, Row
 
@@ -27,7 +28,7 @@ def mrr_chart(book: CurrencyBook) -> Chart:
     chart = Chart("mrr", "Monthly recurring revenue", f"at each month's end, {code}")
     if not any(row["mrr_minor"] for row in monthly):
         return empty(chart, "No subscription has been invoiced yet: there is no MRR.")
-    months = [month_label(row["period"]) for row in monthly]
+    months = [month_start(row["period"]) for row in monthly]
     trace = go.Scatter(
         x=months,
         y=[major(row["mrr_minor"], code) for row in monthly],
@@ -38,7 +39,7 @@ def mrr_chart(book: CurrencyBook) -> Chart:
         line={"color": BLUE, "width": 3},
         hovertemplate=money_hover("MRR", code),
     )
-    return drawn(chart, go.Figure([trace], base_layout(code)))
+    return drawn(chart, go.Figure([trace], base_layout(code, xaxis=month_axis(len(months)))))
 
 
 MOVEMENTS = (
@@ -56,7 +57,7 @@ def movements_chart(book: CurrencyBook) -> Chart:
     chart = Chart("movements", "MRR movements", f"gained above the line, lost below, {code}")
     if not any(row[column] for row in monthly for column, *_ in MOVEMENTS):
         return empty(chart, "MRR has not moved yet.")
-    months = [month_label(row["period"]) for row in monthly]
+    months = [month_start(row["period"]) for row in monthly]
     traces = [
         go.Bar(
             x=months,
@@ -67,7 +68,10 @@ def movements_chart(book: CurrencyBook) -> Chart:
         )
         for column, name, sign, colour in MOVEMENTS
     ]
-    return drawn(chart, go.Figure(traces, base_layout(code, barmode="relative")))
+    return drawn(
+        chart,
+        go.Figure(traces, base_layout(code, barmode="relative", xaxis=month_axis(len(months)))),
+    )
 
 
 def actives_chart(book: CurrencyBook) -> Chart:
@@ -76,7 +80,7 @@ def actives_chart(book: CurrencyBook) -> Chart:
     chart = Chart("actives", "Active subscriptions", "with MRR at each month's end")
     if not any(row["active_subscriptions"] for row in monthly):
         return empty(chart, "No subscription is active yet.")
-    months = [month_label(row["period"]) for row in monthly]
+    months = [month_start(row["period"]) for row in monthly]
     traces = [
         go.Scatter(
             x=months,
@@ -90,7 +94,9 @@ def actives_chart(book: CurrencyBook) -> Chart:
             ("active_customers", "Customers", TEAL, "dot"),
         )
     ]
-    layout = base_layout(yaxis={"title": {"text": "count"}, "rangemode": "tozero"})
+    layout = base_layout(
+        yaxis={"title": {"text": "count"}, "rangemode": "tozero"}, xaxis=month_axis(len(months))
+    )
     return drawn(chart, go.Figure(traces, layout))
 
 
@@ -104,7 +110,7 @@ def feedback_chart(book: CurrencyBook) -> Chart:
     )
     if not rows:
         return empty(chart, "No feedback has been recorded yet.")
-    months = [month_label(row["month"]) for row in rows]
+    months = [month_start(row["month"]) for row in rows]
     traces = [
         go.Bar(
             x=months,
@@ -126,6 +132,7 @@ def feedback_chart(book: CurrencyBook) -> Chart:
         ),
     ]
     layout = base_layout(
+        xaxis=month_axis(len(months)),
         yaxis={"title": {"text": "net score"}, "range": [-100, 100]},
         yaxis2={
             "title": {"text": "% churned"},
