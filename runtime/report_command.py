@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,44 +86,39 @@ def run(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     if args.kind == DASHBOARD:
         return _run_dashboard(args, database_url, stream)
     options = reports.Options(args.as_of, args.account, args.currency)
-    try:
-        with connect(database_url) as connection:
-            report = reports.build(args.kind, connection, options)
-    except psycopg.Error as error:
-        raise ReportError(
-            f"report {args.kind}: {str(error).strip()} (has the ledger run once, creating its "
-            "read models?)"
-        ) from None
+    with _reading(args.kind), connect(database_url) as connection:
+        report = reports.build(args.kind, connection, options)
     report_output.write(report, args.kind, args.format, stream)
     return 0
 
 
 def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     _, build = SECTIONED[args.kind]
-    try:
-        with connect(database_url) as connection, connection.transaction():
-            connection.execute("SET TRANSACTION READ ONLY")
-            sections = build(connection, as_of=args.as_of, currency=args.currency)
-    except psycopg.Error as error:
-        raise ReportError(
-            f"report {args.kind}: {str(error).strip()} (has the ledger run once, creating its "
-            "read models?)"
-        ) from None
+    with _reading(args.kind), connect(database_url) as connection, connection.transaction():
+        connection.execute("SET TRANSACTION READ ONLY")
+        sections = build(connection, as_of=args.as_of, currency=args.currency)
     stream.write(render(sections, args.format))
     return 0
 
 
 def _run_dashboard(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
-    try:
+    with _reading(DASHBOARD):
         out = write_dashboard(database_url, args.out, args.as_of, args.currency)
+    stream.write(f"dashboard written to {out} ({out.stat().st_size:,} bytes)\n")
+    stream.write(f"open it in a browser: {out.resolve().as_uri()}\n")
+    return 0
+
+
+@contextmanager
+def _reading(kind: str) -> Iterator[None]:
+    """Reading the read models for `kind`: a database error becomes a ReportError."""
+    try:
+        yield
     except psycopg.Error as error:
         raise ReportError(
-            f"report {DASHBOARD}: {str(error).strip()} (has the ledger run once, creating its "
+            f"report {kind}: {str(error).strip()} (has the ledger run once, creating its "
             "read models?)"
         ) from None
-    stream.write(f"dashboard written to {out} ({out.stat().st_size:,} bytes): open "
-                 f"{out.resolve().as_uri()} in a browser\n")  # fmt: skip
-    return 0
 
 
 def business_time(text: str) -> datetime:
