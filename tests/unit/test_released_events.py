@@ -74,17 +74,28 @@ class TestStoredEventsOfEachRelease:
                 aggregate = mapper.to_domain_event(stored(entry)).mutate(aggregate)
             assert aggregate is not None and aggregate.version == len(history)
 
-    def test_old_invoices_are_upcast(self, path: Path, mapper: Any) -> None:
-        """An invoice stored before early-payment discounts existed has none."""
+    @pytest.mark.parametrize(
+        ("topic", "new_fields"),
+        [
+            (
+                "ledger.account:Account.InvoiceIssued",
+                {"early_payment_discount_minor": 0, "early_payment_deadline": None},
+            ),
+            (
+                "ledger.account:Account.PaymentReceived",
+                {"invoice_id": None, "redirect_reason": None},
+            ),
+        ],
+        ids=["InvoiceIssued", "PaymentReceived"],
+    )
+    def test_fields_added_later_are_upcast(
+        self, path: Path, mapper: Any, topic: str, new_fields: dict[str, Any]
+    ) -> None:
+        """An event stored before a field existed gets the value its upcaster gives."""
         for entry in every_event(release(path)):
-            if entry["topic"].endswith("Account.InvoiceIssued") and (
-                "early_payment_discount_minor" not in json.loads(entry["state"])
-            ):
+            if entry["topic"] == topic and not set(new_fields) & set(json.loads(entry["state"])):
                 event = mapper.to_domain_event(stored(entry))
-                assert (event.early_payment_discount_minor, event.early_payment_deadline) == (
-                    0,
-                    None,
-                )
+                assert {name: getattr(event, name) for name in new_fields} == new_fields
 
 
 @pytest.mark.parametrize("path", RELEASES, ids=lambda p: p.stem)
