@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ from audit.export_format import (
 )
 from infra import merkle
 from infra.batch_heads import BatchHead, event_leaf
+
+# What reading a damaged container file raises (fastavro, zlib, zstd).
+_UNREADABLE = (ValueError, EOFError, KeyError, TypeError, IndexError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,10 @@ def check_export(
         return _Check(folder, _manifest(folder)).run(checkpoint)
     except _Break as stop:
         return stop.broken
+    except (
+        _UNREADABLE
+    ) as error:  # bytes changed so that a file is no longer Avro, or a record lacks a field
+        return ExportBroken(f"cannot be read: {type(error).__name__}: {error}")
 
 
 def _manifest(folder: Path) -> dict[str, Any]:
@@ -163,8 +171,11 @@ class _Check:
     def _check_record_counts(self) -> None:
         counts = self.manifest["counts"]
         for name, entry in sorted(self.manifest["files"].items()):
-            with (self.folder / name).open("rb") as file:
-                held = sum(block.num_records for block in block_reader(file))
+            try:
+                with (self.folder / name).open("rb") as file:
+                    held = sum(block.num_records for block in block_reader(file))
+            except _UNREADABLE as error:
+                _fail(f"cannot be read as Avro: {type(error).__name__}: {error}", file=name)
             if held != entry["records"]:
                 _fail(f"holds {held} records, the manifest says {entry['records']}", file=name)
             if name != HEADS_FILE and counts.get(Path(name).stem) != held:
