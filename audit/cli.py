@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.basics import DEFAULT_ORIGIN, AuditError
+from audit.export_cli import add_export_parsers
 from infra.config import Settings
 
 DatabaseUrl = Callable[[Settings], str]
@@ -54,6 +55,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
         "--public-key", type=Path, required=True, help="the signer's Ed25519 public key (PEM)"
     )
     checker.set_defaults(action=_offline("check_proof"))
+    add_export_parsers(actions, database_url)
 
 
 def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
