@@ -40,7 +40,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
         "public key to PATH.pub. `openssl genpkey -algorithm ed25519 -out PATH` does the same.",
     )
     keygen.add_argument("path", type=Path, metavar="PATH")
-    keygen.set_defaults(action=_offline("keygen"))
+    keygen.set_defaults(action=offline("keygen"))
     _add_prove(actions, database_url)
     checker = actions.add_parser(
         "check-proof",
@@ -53,7 +53,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
     checker.add_argument(
         "--public-key", type=Path, required=True, help="the signer's Ed25519 public key (PEM)"
     )
-    checker.set_defaults(action=_offline("check_proof"))
+    checker.set_defaults(action=offline("check_proof"))
 
 
 def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
@@ -77,7 +77,7 @@ def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
         type=Path,
         help="the key that signed the --from checkpoint (required with --from)",
     )
-    parser.set_defaults(action=_online("verify_history", database_url))
+    parser.set_defaults(action=online("verify_history", database_url))
 
 
 def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
@@ -95,7 +95,7 @@ def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
         default=DEFAULT_ORIGIN,
         help="the log's name in the checkpoint (default %(default)s)",
     )
-    parser.set_defaults(action=_online("print_checkpoint", database_url))
+    parser.set_defaults(action=online("print_checkpoint", database_url))
 
 
 def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
@@ -114,29 +114,27 @@ def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
         "--checkpoint", type=Path, required=True, help="the signed checkpoint to prove against"
     )
     parser.add_argument("--extends", type=Path, metavar="OLD", help="an earlier signed checkpoint")
-    parser.set_defaults(action=_online("prove", database_url))
+    parser.set_defaults(action=online("prove", database_url))
 
 
 Action = Callable[[argparse.Namespace, Settings, object], int]
 
 
-def _online(name: str, database_url: DatabaseUrl) -> Action:
-    """The action running audit.commands.`name` on the ledger's database."""
+def online(name: str, database_url: DatabaseUrl, module: str = "audit.commands") -> Action:
+    """The action running `module`.`name` on the ledger's database, imported when it runs."""
 
     def action(args: argparse.Namespace, settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace, str], int] = getattr(
-            import_module("audit.commands"), name
-        )
+        run: Callable[[argparse.Namespace, str], int] = getattr(import_module(module), name)
         return run(args, database_url(settings))
 
     return action
 
 
-def _offline(name: str) -> Action:
-    """The action running audit.commands.`name`, which needs no database."""
+def offline(name: str, module: str = "audit.commands") -> Action:
+    """The action running `module`.`name`, which needs no database, imported when it runs."""
 
     def action(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace], int] = getattr(import_module("audit.commands"), name)
+        run: Callable[[argparse.Namespace], int] = getattr(import_module(module), name)
         return run(args)
 
     return action
