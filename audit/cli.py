@@ -7,22 +7,19 @@ other subcommands start without them.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from audit import replay_cli
+from audit.actions import DatabaseUrl, offline, online
 from audit.basics import DEFAULT_ORIGIN, AuditError
-from infra.config import Settings
 
-DatabaseUrl = Callable[[Settings], str]
 # What the audit subcommands raise for a mistake of the user's or a proof that fails.
 ERRORS = (AuditError,)
 
 
 def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
-    """`ledger audit verify|checkpoint|keygen|prove|check-proof`."""
+    """`ledger audit verify|checkpoint|keygen|prove|check-proof|replay|diff`."""
     audit = verbs.add_parser(
         "audit",
         help="verify the history, sign checkpoints, prove events (see docs/audit.md)",
@@ -54,6 +51,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
         "--public-key", type=Path, required=True, help="the signer's Ed25519 public key (PEM)"
     )
     checker.set_defaults(action=offline("check_proof"))
+    replay_cli.register(actions, database_url)
 
 
 def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
@@ -115,26 +113,3 @@ def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
     )
     parser.add_argument("--extends", type=Path, metavar="OLD", help="an earlier signed checkpoint")
     parser.set_defaults(action=online("prove", database_url))
-
-
-Action = Callable[[argparse.Namespace, Settings, object], int]
-
-
-def online(name: str, database_url: DatabaseUrl, module: str = "audit.commands") -> Action:
-    """The action running `module`.`name` on the ledger's database, imported when it runs."""
-
-    def action(args: argparse.Namespace, settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace, str], int] = getattr(import_module(module), name)
-        return run(args, database_url(settings))
-
-    return action
-
-
-def offline(name: str, module: str = "audit.commands") -> Action:
-    """The action running `module`.`name`, which needs no database, imported when it runs."""
-
-    def action(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace], int] = getattr(import_module(module), name)
-        return run(args)
-
-    return action
