@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from audit import replay_cli
+from audit import reconcile_cli, replay_cli
 from audit.actions import DatabaseUrl, offline, online
 from audit.basics import DEFAULT_ORIGIN, AuditError
 
@@ -18,8 +18,8 @@ from audit.basics import DEFAULT_ORIGIN, AuditError
 ERRORS = (AuditError,)
 
 
-def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
-    """`ledger audit verify|checkpoint|keygen|prove|check-proof|replay|diff`."""
+def add_audit_parser(verbs: Any, database_url: DatabaseUrl, bootstrap: DatabaseUrl) -> None:
+    """`ledger audit verify|checkpoint|keygen|prove|check-proof|replay|diff|reconcile`."""
     audit = verbs.add_parser(
         "audit",
         help="verify the history, sign checkpoints, prove events (see docs/audit.md)",
@@ -52,6 +52,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
     )
     checker.set_defaults(action=offline("check_proof"))
     replay_cli.register(actions, database_url)
+    reconcile_cli.register(actions, database_url, bootstrap)
 
 
 def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-import structlog
 
 from audit.history import History
 from audit.replay import Replay, replay
@@ -17,11 +16,11 @@ from audit.store import snapshot
 from ledger.application import BillingLedger
 from runtime.cli import main
 from runtime.runner import open_ledger
-from tests.integration.audit_book import fixture_database_url, fixture_postgres_url
+from tests.integration.audit_book import fixture_cli, fixture_database_url, fixture_postgres_url
 from tests.integration.replay_book import day, recorded_times, save_replay_book
 
 pytestmark = pytest.mark.integration
-__all__ = ["fixture_database_url", "fixture_postgres_url"]
+__all__ = ["fixture_cli", "fixture_database_url", "fixture_postgres_url"]
 
 
 @pytest.fixture(name="book")
@@ -147,13 +146,6 @@ class TestDiff:
         result = replayed(database_url, day(36), times[0], times[1])
         rows = changes(result.views[0], result.views[1], result.as_of)
         assert {row["account_id"] for row in rows} == {"acme", "beta"}
-
-
-@pytest.fixture(name="cli")
-def fixture_cli() -> Iterator[None]:
-    """Leaves logging as it was: `main` points structlog at the stream pytest captures."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.mark.usefixtures("cli")
