@@ -14,7 +14,7 @@ from datetime import datetime
 
 from psycopg.sql import SQL, Identifier
 
-from audit.records import account_record, event_type
+from audit.records import OTHER_TOPICS, VIEW_EVENTS, account_record, event_type, occurred_at
 from audit.replay import Replayed
 from audit.store import EVENTS_TABLE, FETCH_ROWS, Snapshot
 from ledger.account import account_uuid
@@ -79,16 +79,23 @@ class History:
         index = bisect_left(self._last_positions, position)
         return self._recorded[index] if index < len(self._recorded) else None
 
-    def account_events(self, up_to: int, account_id: str | None = None) -> Iterator[Replayed]:
-        """The account events at positions up to `up_to` (of one account), by position."""
+    def account_events(
+        self, up_to: int, account_id: str | None = None, as_of: datetime | None = None
+    ) -> Iterator[Replayed]:
+        """The account events replay applies (audit.records.VIEW_EVENTS), at positions up to
+        `up_to`, of one account or all, that happened by `as_of` if given; by position.
+
+        Events of other kinds are left out by the store; those after `as_of` are skipped on
+        their business time alone, before their state is parsed.
+        """
         statement = SQL(
             "SELECT notification_id, topic, originator_version, state FROM {} "
-            "WHERE notification_id <= %s{} ORDER BY notification_id"
+            "WHERE notification_id <= %s AND topic <> ALL(%s){} ORDER BY notification_id"
         ).format(
             Identifier(self.store.schema, EVENTS_TABLE),
             SQL("") if account_id is None else SQL(" AND originator_id = %s"),
         )
-        params: tuple[object, ...] = (up_to,)
+        params: tuple[object, ...] = (up_to, list(OTHER_TOPICS))
         if account_id is not None:
             params += (account_uuid(account_id),)
         with self.store.connection.cursor(name="replay", binary=True) as cursor:
@@ -96,5 +103,9 @@ class History:
             cursor.execute(statement, params)
             for position, topic, version, state in cursor:
                 kind = event_type(topic)
-                if kind is not None:
-                    yield Replayed(position, kind, account_record(state, version))
+                if kind is None or kind not in VIEW_EVENTS:
+                    continue
+                at = occurred_at(state)
+                if as_of is not None and at > as_of:
+                    continue
+                yield Replayed(position, kind, account_record(state, version, at))

@@ -14,11 +14,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from projections.balances import TOTALS, invoiced_of, totals_of
 from projections.receivable import debit_balance, invoice_changes
 
+# The events, besides those with postings, whose facts replay applies (see _apply_fact).
+FACT_EVENTS = (
+    "AccountOpened",
+    "ChargeFailed",
+    "PaymentReminderDue",
+    "RenegotiationDefaulted",
+    "HardshipPauseStarted",
+    "DunningFinalAction",
+    "SubscriptionResumed",
+    "SubscriptionReactivated",
+)
 # The causes of a change of an invoice's open balance that settle it (projections.receivable).
 SETTLING = ("paid", "credit_applied", "discounted", "written_off", "renegotiated")
 
@@ -60,7 +71,6 @@ class AccountView:
     defaulted_plans: set[str] = field(default_factory=set)
     hardship: tuple[datetime, datetime] | None = None  # (started, until)
     final_action: str | None = None
-    events: int = 0
     generation: int = 0  # the view it was copied for (copy on write between cutoffs)
 
     def copy(self, generation: int) -> AccountView:
@@ -77,8 +87,7 @@ class AccountView:
 View = dict[str, AccountView]  # account id -> its view
 
 
-@dataclass(frozen=True)
-class Replayed:
+class Replayed(NamedTuple):
     """An account event as replay sees it: position, type and its billing.events record."""
 
     position: int
@@ -94,8 +103,7 @@ class Replay:
     cutoffs: Sequence[int]  # positions, ascending: the last position each view counts
     views: list[View] = field(default_factory=list)
     later: list[list[Replayed]] = field(default_factory=list)  # per cutoff after the first
-    read: int = 0  # events read from the store
-    counted: int = 0  # of those, events that happened by as_of
+    counted: int = 0  # events that happened by as_of
 
 
 def replay(as_of: datetime, cutoffs: Sequence[int], events: Iterable[Replayed]) -> Replay:
@@ -110,7 +118,6 @@ def replay(as_of: datetime, cutoffs: Sequence[int], events: Iterable[Replayed]) 
             result.later.append([])
         if index == len(result.cutoffs):
             break
-        result.read += 1
         record = event.record
         if record["occurred_at"] > as_of:
             continue
@@ -138,12 +145,9 @@ def apply(
     if event_type == "AccountOpened":
         if account is not None:
             return None
-        return AccountView(
-            record["account_id"], record["currency"], record["occurred_at"], events=1
-        )
+        return AccountView(record["account_id"], record["currency"], record["occurred_at"])
     if account is None:
         return None  # an event of an account opened after as_of (business time out of order)
-    account.events += 1
     postings = record.get("postings") or ()
     if postings:
         account.receivable_minor += debit_balance("receivable", postings)

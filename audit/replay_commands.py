@@ -56,7 +56,7 @@ def _replay(
     history: History, as_of: datetime, knowledge: list[Knowledge], account: str | None
 ) -> Replay:
     cutoffs = [k.position for k in knowledge]
-    return replay(as_of, cutoffs, history.account_events(max(cutoffs), account))
+    return replay(as_of, cutoffs, history.account_events(max(cutoffs), account, as_of))
 
 
 def view_sections(replayed: Replay, index: int) -> dict[str, list[Row]]:
@@ -90,8 +90,7 @@ def _summary(as_of: datetime, knowledge: Knowledge, replayed: Replay) -> Row:
     return {
         "as_of": as_of,
         "view": knowledge.describe(),
-        "events_read": replayed.read,
-        "events_by_as_of": replayed.counted,
+        "events_counted": replayed.counted,
     }
 
 

@@ -25,7 +25,6 @@ def balance_row(account: AccountView) -> Row:
         "customer_credit_minor": account.customer_credit_minor,
         "invoiced_minor": account.invoiced_minor,
         **account.totals,
-        "events": account.events,
     }
 
 
@@ -134,7 +133,6 @@ def figures(account: AccountView, as_of: datetime) -> Row:
         invoice_id = row.pop("invoice_id")
         found |= {f"invoice {invoice_id} {k}": v for k, v in row.items() if k != "account_id"}
     found.pop("delinquency account_id")
-    found.pop("balance events")  # how many events, not what they say
     return found
 
 

@@ -1,7 +1,7 @@
 """Speed of the audit toolkit: `verify` over a generated history, and the writer with heads on and off.
 
     python bench/audit.py verify [EVENTS]            (default 1,000,000 events)
-    python bench/audit.py replay [EVENTS]            (default 1,000,000 events)
+    python bench/audit.py replay [EVENTS] [VERIFY_RUNS]  (default 1,000,000 events, 2 runs)
     python bench/audit.py writer [BATCHES] [SIZE]    (default 20 batches of 500 commands, each way)
 
 `verify` saves EVENTS new accounts (one AccountOpened of ~450 bytes each) through the real
@@ -245,7 +245,7 @@ def timed(name: str, events: int, run: Callable[[], str]) -> None:
     )
 
 
-def bench_replay(server_url: str, events: int) -> None:
+def bench_replay(server_url: str, events: int = 1_000_000, verify_runs: int = 2) -> None:
     from audit.history import History
     from audit.replay import replay
 
@@ -269,10 +269,11 @@ def bench_replay(server_url: str, events: int) -> None:
                 heads = list(store.heads())
                 knowledge.insert(0, history.known_at(heads[len(heads) // 2].head.recorded_at))
             cutoffs = [k.position for k in knowledge]
-            result = replay(as_of, cutoffs, history.account_events(max(cutoffs), account))
-        return f"{result.read:,} events read, {result.counted:,} by as-of, {len(result.views[-1]):,} accounts"
+            events = history.account_events(max(cutoffs), account, as_of)
+            result = replay(as_of, cutoffs, events)
+        return f"{result.counted:,} events by as-of in the view, {len(result.views[-1]):,} accounts"
 
-    for run in range(2):
+    for run in range(verify_runs):
         timed(f"verify run {run + 1}", total, verify_all)
     for run in range(3):
         timed(f"replay run {run + 1}, everything", saved, replay_all)
@@ -346,7 +347,7 @@ def main(argv: list[str]) -> None:
         if argv[0] == "verify":
             bench_verify(status.postgres.address, int(argv[1]) if len(argv) > 1 else 1_000_000)
         elif argv[0] == "replay":
-            bench_replay(status.postgres.address, int(argv[1]) if len(argv) > 1 else 1_000_000)
+            bench_replay(status.postgres.address, *(int(a) for a in argv[1:3]))
         else:
             bench_writer(status.postgres.address, *(int(a) for a in argv[1:3]))
     finally:
