@@ -41,7 +41,8 @@ def reconcile(args: argparse.Namespace, url: str, settings: Settings, bootstrap:
     else:
         sys.stdout.write(render(sections, "table"))
         checked = "books and read models" + ("" if bootstrap is None else " and topics")
-        verdict = f"{len(differences)} differences" if differences else "RECONCILED"
+        count = len(differences)
+        verdict = f"{count} difference{'' if count == 1 else 's'}" if count else "RECONCILED"
         print(f"{verdict}: {checked} against the event store")
     return 1 if differences else 0
 

@@ -90,7 +90,7 @@ def _summary(as_of: datetime, knowledge: Knowledge, replayed: Replay) -> Row:
     return {
         "as_of": as_of,
         "view": knowledge.describe(),
-        "events_counted": replayed.counted,
+        "events_counted": replayed.counted - sum(len(later) for later in replayed.later),
     }
 
 
