@@ -22,10 +22,13 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl, bootstrap: DatabaseU
     """`ledger audit verify|checkpoint|keygen|prove|check-proof|replay|diff|reconcile`."""
     audit = verbs.add_parser(
         "audit",
-        help="verify the history, sign checkpoints, prove events (see docs/audit.md)",
+        help="verify the history, sign checkpoints, prove events, replay and reconcile "
+        "(see docs/audit.md)",
         description="Tools for auditors: recompute the history's Merkle roots and links, sign "
-        "checkpoints, and make and check proofs. Reads LEDGER_DATABASE_URL (or the running "
-        "embedded server); `check-proof` needs no database.",
+        "checkpoints, make and check proofs, replay any business time as known at any "
+        "recording time, and reconcile the books, read models and topics with the events. "
+        "Reads LEDGER_DATABASE_URL (or the running embedded server), `reconcile` also "
+        "LEDGER_KAFKA_BOOTSTRAP; `check-proof` needs no database.",
     )
     actions = audit.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     _add_verify(actions, database_url)
