@@ -11,6 +11,7 @@ recorded by K (a position cutoff: audit/history.py).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -108,6 +109,18 @@ class Replay:
 
 def replay(as_of: datetime, cutoffs: Sequence[int], events: Iterable[Replayed]) -> Replay:
     """Fold `events` (by position) into one view per cutoff of what had happened by `as_of`."""
+    # The fold makes no reference cycles, only a view that grows by millions of objects, which
+    # the cyclic collector would scan again and again: 15-20% of the CPU time on 1M events.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _fold(as_of, cutoffs, events)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fold(as_of: datetime, cutoffs: Sequence[int], events: Iterable[Replayed]) -> Replay:
     result = Replay(as_of, sorted(cutoffs))
     current: View = {}
     index, generation = 0, 0
