@@ -1,11 +1,12 @@
 """Stored account events read back as their billing.events records, fast, for replay.
 
 The relay makes a record by decoding the stored state into domain objects and converting those
-to Avro (wire/event_records.py): about 30 µs an event. Replay needs only the values, so it
-parses the stored JSON with orjson and unwraps the transcoder's `{"_type_": ..., "_data_": ...}`
-tags in place: datetimes become datetimes, value objects (postings, allocations, ...) their
-fields, enums their values, as in the Avro record. tests/unit/test_replay.py checks that both
-ways give the same replay.
+to Avro (wire/event_records.py), which costs several times more than replay's whole fold.
+Replay needs only the values, so it parses the stored JSON with orjson and unwraps the
+transcoder's `{"_type_": ..., "_data_": ...}` tags in place: datetimes become datetimes, value
+objects (postings, allocations, ...) their fields, enums their values, as in the Avro record
+(which also spreads Terms and a dunning policy into the record's own fields; replay reads
+neither). tests/unit/test_replay.py checks that both ways give the same replay.
 """
 
 from __future__ import annotations
