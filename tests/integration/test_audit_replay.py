@@ -235,3 +235,17 @@ class TestAgainstTheReadModel:
                 names = [column.name for column in cursor.description or ()]
                 theirs = dict(zip(names, cursor.fetchone() or (), strict=True))
             assert {k: ours[k] for k in SHARED} == {k: theirs[k] for k in SHARED}, as_of
+
+
+@pytest.mark.usefixtures("cli")
+class TestMistakes:
+    """A diff needs two recording times; the message says so."""
+
+    def test_diff_with_one_known_at(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """One --known-at is a usage error (exit 2), named."""
+        monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+        args = ["audit", "diff", "--as-of", "2026-02-01", "--known-at", "2026-12-01"]
+        assert main(args) == 2
+        assert "diff needs --known-at twice" in capsys.readouterr().err
