@@ -7,29 +7,30 @@ other subcommands start without them.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from audit import reconcile_cli, replay_cli
+from audit.actions import DatabaseUrl, offline, online
 from audit.basics import DEFAULT_ORIGIN, AuditError
 from audit.export_cli import add_export_parsers
-from infra.config import Settings
 
-DatabaseUrl = Callable[[Settings], str]
 # What the audit subcommands raise for a mistake of the user's or a proof that fails.
 ERRORS = (AuditError,)
 
 
-def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
-    """`ledger audit verify|checkpoint|keygen|prove|check-proof`."""
+def add_audit_parser(verbs: Any, database_url: DatabaseUrl, bootstrap: DatabaseUrl) -> None:
+    """`ledger audit verify|checkpoint|keygen|prove|check-proof|replay|diff|reconcile|export|check-export|journal`."""
     audit = verbs.add_parser(
         "audit",
-        help="verify the history, sign checkpoints, prove events (see docs/audit.md)",
+        help="verify the history, sign checkpoints, prove events, replay, reconcile and export "
+        "(see docs/audit.md)",
         description="Tools for auditors: recompute the history's Merkle roots and links, sign "
-        "checkpoints, and make and check proofs. Reads LEDGER_DATABASE_URL (or the running "
-        "embedded server); `check-proof` needs no database.",
+        "checkpoints, make and check proofs, replay any business time as known at any "
+        "recording time, reconcile the books, read models and topics with the events, and "
+        "export the history and the general-ledger journal. Reads LEDGER_DATABASE_URL (or the "
+        "running embedded server), `reconcile` also LEDGER_KAFKA_BOOTSTRAP; `check-proof` and "
+        "`check-export` need no database.",
     )
     actions = audit.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     _add_verify(actions, database_url)
@@ -41,7 +42,7 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
         "public key to PATH.pub. `openssl genpkey -algorithm ed25519 -out PATH` does the same.",
     )
     keygen.add_argument("path", type=Path, metavar="PATH")
-    keygen.set_defaults(action=_offline("keygen"))
+    keygen.set_defaults(action=offline("keygen"))
     _add_prove(actions, database_url)
     checker = actions.add_parser(
         "check-proof",
@@ -54,7 +55,9 @@ def add_audit_parser(verbs: Any, database_url: DatabaseUrl) -> None:
     checker.add_argument(
         "--public-key", type=Path, required=True, help="the signer's Ed25519 public key (PEM)"
     )
-    checker.set_defaults(action=_offline("check_proof"))
+    checker.set_defaults(action=offline("check_proof"))
+    replay_cli.register(actions, database_url)
+    reconcile_cli.register(actions, database_url, bootstrap)
     add_export_parsers(actions, database_url)
 
 
@@ -79,7 +82,7 @@ def _add_verify(actions: Any, database_url: DatabaseUrl) -> None:
         type=Path,
         help="the key that signed the --from checkpoint (required with --from)",
     )
-    parser.set_defaults(action=_online("verify_history", database_url))
+    parser.set_defaults(action=online("verify_history", database_url))
 
 
 def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
@@ -97,7 +100,7 @@ def _add_checkpoint(actions: Any, database_url: DatabaseUrl) -> None:
         default=DEFAULT_ORIGIN,
         help="the log's name in the checkpoint (default %(default)s)",
     )
-    parser.set_defaults(action=_online("print_checkpoint", database_url))
+    parser.set_defaults(action=online("print_checkpoint", database_url))
 
 
 def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
@@ -116,29 +119,4 @@ def _add_prove(actions: Any, database_url: DatabaseUrl) -> None:
         "--checkpoint", type=Path, required=True, help="the signed checkpoint to prove against"
     )
     parser.add_argument("--extends", type=Path, metavar="OLD", help="an earlier signed checkpoint")
-    parser.set_defaults(action=_online("prove", database_url))
-
-
-Action = Callable[[argparse.Namespace, Settings, object], int]
-
-
-def _online(name: str, database_url: DatabaseUrl) -> Action:
-    """The action running audit.commands.`name` on the ledger's database."""
-
-    def action(args: argparse.Namespace, settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace, str], int] = getattr(
-            import_module("audit.commands"), name
-        )
-        return run(args, database_url(settings))
-
-    return action
-
-
-def _offline(name: str) -> Action:
-    """The action running audit.commands.`name`, which needs no database."""
-
-    def action(args: argparse.Namespace, _settings: Settings, _codec: object) -> int:
-        run: Callable[[argparse.Namespace], int] = getattr(import_module("audit.commands"), name)
-        return run(args)
-
-    return action
+    parser.set_defaults(action=online("prove", database_url))

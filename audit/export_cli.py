@@ -5,16 +5,12 @@ Registered by one line in audit/cli.py; the export modules are imported only whe
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from infra.config import Settings
+from audit.actions import DatabaseUrl, offline, online
 
-DatabaseUrl = Callable[[Settings], str]
-Action = Callable[[argparse.Namespace, Settings, object], int]
+COMMANDS = "audit.export_commands"
 CODECS = ("deflate", "zstandard")  # as audit/export_format.py, without importing it here
 
 
@@ -43,7 +39,7 @@ def add_export_parsers(actions: Any, database_url: DatabaseUrl) -> None:
         "--public-key", type=Path, help="the key that signed --checkpoint (required with it)"
     )
     exporter.add_argument("folder", type=Path, metavar="DIR")
-    exporter.set_defaults(action=_run("export_history", database_url))
+    exporter.set_defaults(action=online("export_history", database_url, COMMANDS))
     checker = actions.add_parser(
         "check-export",
         help="check an export with no database: counts, roots, links, the chain to a checkpoint",
@@ -60,7 +56,7 @@ def add_export_parsers(actions: Any, database_url: DatabaseUrl) -> None:
     checker.add_argument(
         "--public-key", type=Path, help="the checkpoint signer's Ed25519 key (PEM)"
     )
-    checker.set_defaults(action=_run("check_export", None))
+    checker.set_defaults(action=offline("check_export", COMMANDS))
     journal = actions.add_parser(
         "journal",
         help="write the general-ledger journal of the postings as CSV and Avro",
@@ -77,7 +73,7 @@ def add_export_parsers(actions: Any, database_url: DatabaseUrl) -> None:
         help="journal.avro's codec (default %(default)s)",
     )
     journal.add_argument("folder", type=Path, metavar="DIR")
-    journal.set_defaults(action=_run("write_journal", database_url))
+    journal.set_defaults(action=online("write_journal", database_url, COMMANDS))
 
 
 def _add_range(parser: Any) -> None:
@@ -89,12 +85,3 @@ def _add_range(parser: Any) -> None:
         "--account", dest="account_id", metavar="ID", help="only this account's events"
     )
 
-
-def _run(name: str, database_url: DatabaseUrl | None) -> Action:
-    """The action running audit.export_commands.`name`, on the database if it needs one."""
-
-    def action(args: argparse.Namespace, settings: Settings, _codec: object) -> int:
-        run: Callable[..., int] = getattr(import_module("audit.export_commands"), name)
-        return run(args) if database_url is None else run(args, database_url(settings))
-
-    return action

@@ -124,7 +124,7 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     add_db_parser(verbs)
     add_projections_parser(verbs)
     report_command.add_parser(verbs, do_report)
-    audit_cli.add_audit_parser(verbs, _database_url)
+    audit_cli.add_audit_parser(verbs, _database_url, _bootstrap)
     return parser
 
 

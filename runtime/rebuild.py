@@ -11,11 +11,12 @@ under a lock that holds the projector back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import Mapper, Notification
 from psycopg import sql
 
 from infra.postgres import connect
@@ -106,20 +107,32 @@ def _apply_history(
         # A pipeline sends the page's statements without waiting for each answer.
         with connection.pipeline(), connection.transaction(), connection.cursor() as cursor:
             _use_rebuild_schema(connection)
-            for notification in page:
-                message = outgoing(
-                    ledger.mapper.to_domain_event(notification), notification.id, codec
-                )
-                decoded = codec.decode(message.value or b"")
-                if decoded.schema_name.startswith("billing.events."):
-                    event_type = decoded.schema_name.rpartition(".")[2]
-                    for model in models:
-                        model.apply(cursor, event_type, decoded.record)
-                    count += 1
+            count += apply_notifications(cursor, models, ledger.mapper, page, codec)
         position = page[-1].id
         if progress is not None:
             progress(position, max(total, position))
     return position, count
+
+
+def apply_notifications(
+    cursor: psycopg.Cursor[Any],
+    models: Sequence[Projection],
+    mapper: Mapper[Any],
+    notifications: Iterable[Notification],
+    codec: AvroCodec,
+) -> int:
+    """Apply stored events to `models` as the projector would: encoded as the relay publishes
+    them and decoded again; answer how many were billing.events events (not receipts)."""
+    count = 0
+    for notification in notifications:
+        message = outgoing(mapper.to_domain_event(notification), notification.id, codec)
+        decoded = codec.decode(message.value or b"")
+        if decoded.schema_name.startswith("billing.events."):
+            event_type = decoded.schema_name.rpartition(".")[2]
+            for model in models:
+                model.apply(cursor, event_type, decoded.record)
+            count += 1
+    return count
 
 
 def _pages(ledger: BillingLedger, after: int) -> Iterator[list[Any]]:

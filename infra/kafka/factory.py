@@ -13,8 +13,9 @@ from infra.kafka.kafka_python import (
     KafkaPythonProducer,
     KafkaPythonReader,
     high_watermarks,
+    read_whole_topic,
 )
-from infra.kafka.protocols import Admin, Consumer, Producer, Reader
+from infra.kafka.protocols import Admin, Consumer, Message, Producer, Reader
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class KafkaClients:
     def high_watermarks(self, topic: str, start: Mapping[int, int]) -> dict[int, int]:
         """The next offset to be written to each partition of `topic`, from fetch responses."""
         return high_watermarks(self.bootstrap, self.settings.kafka_security, topic, start)
+
+    def read_whole_topic(self, topic: str) -> tuple[list[Message], dict[int, int]]:
+        """Every record `topic` still keeps, to its end now, and each partition's log start."""
+        return read_whole_topic(self.bootstrap, self.settings.kafka_security, topic)
 
 
 def clients(bootstrap: str, settings: Settings | None = None) -> KafkaClients:

@@ -225,6 +225,17 @@ class KafkaPythonAdmin:
         self._admin.close()
 
 
+def _groupless(bootstrap: str, security: KafkaSecurity) -> KafkaConsumer:
+    """A consumer in no group, reading from the earliest offset kept unless positioned."""
+    return KafkaConsumer(
+        **client_options(bootstrap, security),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
+
+
 def high_watermarks(
     bootstrap: str,
     security: KafkaSecurity,
@@ -238,13 +249,7 @@ def high_watermarks(
     ListOffsets: the embedded broker answers ListOffsets LATEST wrongly for batched records.
     A partition the broker did not answer for within `timeout_s` is left out.
     """
-    consumer = KafkaConsumer(
-        **client_options(bootstrap, security),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
+    consumer = _groupless(bootstrap, security)
     try:
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
@@ -259,5 +264,41 @@ def high_watermarks(
             consumer.poll(timeout_ms=200, max_records=1)
         marks = {p.partition: consumer.highwater(p) for p in partitions}
         return {number: int(mark) for number, mark in marks.items() if mark is not None}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def read_whole_topic(
+    bootstrap: str, security: KafkaSecurity, topic: str, timeout_s: float = 30.0
+) -> tuple[list[Message], dict[int, int]]:
+    """Every record of every partition of `topic` still kept, from its log start to its end
+    now; and the log start offset of each partition (0 unless retention removed records).
+
+    The end is the high watermark from fetch responses (see high_watermarks). Raises
+    KafkaError if the topic does not exist or a partition cannot be read within `timeout_s`.
+    """
+    consumer = _groupless(bootstrap, security)
+    try:
+        numbers = sorted(consumer.partitions_for_topic(topic) or ())
+        if not numbers:
+            raise KafkaError(f"the broker has no topic {topic!r}")
+        partitions = [TopicPartition(topic, number) for number in numbers]
+        consumer.assign(partitions)
+        starts = {p.partition: int(o) for p, o in consumer.beginning_offsets(partitions).items()}
+        ends = high_watermarks(bootstrap, security, topic, starts, timeout_s)
+        for partition in partitions:
+            consumer.seek(partition, starts[partition.partition])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(p) < ends.get(p.partition, 0) for p in partitions):
+            if time.monotonic() > deadline:
+                raise KafkaError(f"{topic!r} could not be read to its end in {timeout_s} s")
+            for batch in consumer.poll(timeout_ms=200).values():
+                messages += [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+                    for r in batch
+                    if r.offset < ends.get(r.partition, 0)
+                ]
+        return messages, starts
     finally:
         consumer.close(autocommit=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import Tracking
 from psycopg.conninfo import make_conninfo
@@ -75,6 +76,13 @@ def fixture_ledger(database_url: str) -> Iterator[BillingLedger]:
     save_book(ledger)
     yield ledger
     ledger.close()
+
+
+@pytest.fixture(name="cli")
+def fixture_cli() -> Iterator[None]:
+    """Leaves logging as it was: `main` points structlog at the stream pytest captures."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(name="key")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.basics import CheckpointError, ProofError
@@ -23,6 +21,7 @@ from ledger.application import BillingLedger, event_id
 from runtime.cli import main
 from tests.integration.audit_book import (
     execute,
+    fixture_cli,
     fixture_database_url,
     fixture_key,
     fixture_ledger,
@@ -32,7 +31,13 @@ from tests.integration.audit_book import (
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["fixture_database_url", "fixture_key", "fixture_ledger", "fixture_postgres_url"]
+__all__ = [
+    "fixture_cli",
+    "fixture_database_url",
+    "fixture_key",
+    "fixture_ledger",
+    "fixture_postgres_url",
+]
 
 
 def inclusion(database_url: str, note: str, position: int) -> str:
@@ -141,13 +146,6 @@ class TestConsistencyProofs:
             path = prove_extension(store, old, new)
         with pytest.raises(ProofError, match="does not extend"):
             check(json.dumps(consistency_json(old, new, path)), key.public_key())
-
-
-@pytest.fixture(name="cli")
-def fixture_cli() -> Iterator[None]:
-    """Leaves logging as it was: `main` points structlog at the stream pytest captures."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.mark.usefixtures("cli")
