@@ -1,8 +1,8 @@
 """The invoices read model: one row per invoice (a cycle's, a proration's, an installment's).
 
 Each row keeps the account version it has applied, so an event republished by the relay
-(at-least-once) is applied once. A batch reads its accounts' rows once, applies its events
-to them in memory and writes the rows it changed in one statement. The outstanding amount and the status are generated columns,
+(at-least-once) is applied once. A batch reads the rows its events name once, applies its
+events to them in memory and writes the rows it changed in one statement. The outstanding amount and the status are generated columns,
 computed by PostgreSQL from the amounts.
 """
 
@@ -176,15 +176,18 @@ class Invoices(Batched):
     schema = SCHEMA
 
     def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
-        """Apply decoded events to their accounts' invoices, read once and written once."""
-        accounts = sorted({r["account_id"] for _, r in events if "account_id" in r})
-        if not accounts:
+        """Apply decoded events to the invoices they name, read once and written once."""
+        named = sorted(
+            {(r["account_id"], i) for t, r in events if "account_id" in r for i in _named(t, r)}
+        )
+        if not named:
             return
         cursor.execute(
-            sql.SQL("SELECT {} FROM invoices WHERE account_id = ANY(%s)").format(
-                sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-            ),
-            (accounts,),
+            sql.SQL(
+                "SELECT {} FROM invoices WHERE (account_id, invoice_id) IN "
+                "(SELECT * FROM unnest(%b::text[], %b::text[]))"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
+            ([account for account, _ in named], [invoice for _, invoice in named]),
         )
         rows = {row[:2]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}
         changed: set[Key] = set()
@@ -218,6 +221,13 @@ def _apply(rows: dict[Key, dict[str, Any]], event_type: str, record: dict[str, A
         current |= update.assign | {"account_version": version, "updated_at": record["occurred_at"]}
         changed.add((account, invoice_id))
     return changed
+
+
+def _named(event_type: str, record: dict[str, Any]) -> list[str]:
+    """The invoices an event issues or changes."""
+    return [row["invoice_id"] for row in _issued(event_type, record)] + list(
+        updates_of(event_type, record)
+    )
 
 
 def _issued(event_type: str, record: dict[str, Any]) -> list[dict[str, Any]]:
