@@ -3,6 +3,7 @@
 python -m bench pipeline --commands 5000 --accounts 1000 [--rate 500] [--client kafka-python,confluent-kafka]
 python -m bench throughput [ACCOUNTS]
 python -m bench latency [COUNT]
+python -m bench projections [COMMANDS]
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, help_text in (
         ("throughput", "a burst of OpenAccount + Subscribe"),
         ("latency", "one command at a time"),
+        ("projections", "the projector's write path and rebuild, without Kafka"),
     ):
         other = benchmarks.add_parser(name, help=help_text)
         other.add_argument("size", type=int, nargs="?")

@@ -1,16 +1,19 @@
 """The balances read model: one row per account with what it owes, holds and has moved so far.
 
 Each row keeps the account version it has applied, so an event republished by the relay
-(at-least-once) is applied once.
+(at-least-once) is applied once. A batch reads its accounts' rows once, applies its events
+to them in memory and writes the rows it changed in one statement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from projections.batch import Batched, Event, upsert
 from projections.receivable import debit_balance
 
 # Totals kept per account, each a sum of amounts of one kind of event (minor units).
@@ -65,14 +68,19 @@ COMMENT ON COLUMN balances.forgiven_minor IS 'Debt forgiven by renegotiation pla
 COMMENT ON COLUMN balances.account_version IS 'The version of the last account event applied.';
 COMMENT ON COLUMN balances.updated_at IS 'The business time of the last account event applied.';
 """
-_ADD = sql.SQL(", ").join(
-    sql.SQL("{0} = {0} + %s").format(sql.Identifier(column))
-    for column in ("receivable_minor", "customer_credit_minor", "invoiced_minor", *TOTALS)
-)
-_UPDATE = sql.SQL(
-    "UPDATE balances SET {}, subscriptions = subscriptions + %s, account_version = %s, "
-    "updated_at = %s WHERE account_id = %s AND account_version < %s"
-).format(_ADD)
+# Every column, with its type, in the table's order.
+COLUMNS = {
+    "account_id": "text",
+    "currency": "text",
+    "customer_reference": "text",
+    "receivable_minor": "bigint",
+    "customer_credit_minor": "bigint",
+    "invoiced_minor": "bigint",
+    "subscriptions": "integer",
+    "account_version": "bigint",
+    "updated_at": "timestamptz",
+    **dict.fromkeys(TOTALS, "bigint"),
+}
 # Event type -> the total its amount_minor adds to.
 _TOTAL_OF_EVENT = {
     "PaymentReceived": "paid_minor",
@@ -83,47 +91,66 @@ _TOTAL_OF_EVENT = {
 }
 
 
-class Balances:
+class Balances(Batched):
     """Applies account events to the balances table, inside the caller's transaction."""
 
     name = "balances"
     tables: tuple[str, ...] = ("balances",)
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Apply one decoded event; events of other types only advance the account version."""
-        if "account_id" not in record:
-            return  # a plan's event: the catalogue is the plans read model's
-        if event_type == "AccountOpened":
-            cursor.execute(
-                "INSERT INTO balances (account_id, currency, customer_reference, "
-                "account_version, updated_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (account_id) DO NOTHING",
-                (
-                    record["account_id"],
-                    record["currency"],
-                    record["customer_reference"],
-                    record["account_version"],
-                    record["occurred_at"],
-                ),
-            )
-            return
-        postings = record.get("postings", [])
-        totals = dict.fromkeys(TOTALS, 0) | totals_of(event_type, record)
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Apply decoded events to the rows of their accounts, read once and written once;
+        events of other types only advance the account version."""
+        accounts = {r["account_id"] for _, r in events if "account_id" in r}
+        if not accounts:
+            return  # plans' events: the catalogue is the plans read model's
         cursor.execute(
-            _UPDATE,
-            (
-                debit_balance("receivable", postings),
-                -debit_balance("customer_credit", postings),
-                invoiced_of(event_type, record),
-                *totals.values(),
-                1 if event_type == "Subscribed" else 0,
-                record["account_version"],
-                record["occurred_at"],
-                record["account_id"],
-                record["account_version"],
+            sql.SQL("SELECT {} FROM balances WHERE account_id = ANY(%s)").format(
+                sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
             ),
+            (list(accounts),),
         )
+        rows = {row[0]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}
+        changed: set[str] = set()
+        for event_type, record in events:
+            if "account_id" in record and _apply(rows, event_type, record):
+                changed.add(record["account_id"])
+        upsert(
+            cursor,
+            "balances",
+            COLUMNS,
+            ("account_id",),
+            (tuple(rows[account].values()) for account in sorted(changed)),
+        )
+
+
+def _apply(rows: dict[str, dict[str, Any]], event_type: str, record: dict[str, Any]) -> bool:
+    """Apply one event to its account's row in `rows`; answer whether it changed it."""
+    account = record["account_id"]
+    row = rows.get(account)
+    if event_type == "AccountOpened":
+        if row is not None:
+            return False
+        rows[account] = dict.fromkeys(COLUMNS, 0) | {
+            "account_id": account,
+            "currency": record["currency"],
+            "customer_reference": record["customer_reference"],
+            "account_version": record["account_version"],
+            "updated_at": record["occurred_at"],
+        }
+        return True
+    if row is None or row["account_version"] >= record["account_version"]:
+        return False
+    postings = record.get("postings", [])
+    row["receivable_minor"] += debit_balance("receivable", postings)
+    row["customer_credit_minor"] -= debit_balance("customer_credit", postings)
+    row["invoiced_minor"] += invoiced_of(event_type, record)
+    for total, amount in totals_of(event_type, record).items():
+        row[total] += amount
+    row["subscriptions"] += 1 if event_type == "Subscribed" else 0
+    row["account_version"] = record["account_version"]
+    row["updated_at"] = record["occurred_at"]
+    return True
 
 
 def invoiced_of(event_type: str, record: dict[str, Any]) -> int:

@@ -54,6 +54,14 @@ def owner_of(record: dict[str, Any]) -> str | None:
     return None if owner is None else str(owner)
 
 
+def version_of(record: dict[str, Any]) -> int | None:
+    """The version of its account (or plan) an event made, if it carries one."""
+    version = (
+        record.get("account_version") if "account_id" in record else record.get("plan_version")
+    )
+    return None if version is None else int(version)
+
+
 def record_failure(
     cursor: psycopg.Cursor[Any],
     where: tuple[str, str],

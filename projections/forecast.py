@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from projections.batch import EachEvent
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forecast_items (
     account_id text NOT NULL,
@@ -89,7 +91,7 @@ _SETTLEMENT_SQL = (
 )
 
 
-class Forecast:
+class Forecast(EachEvent):
     """Applies account events to the forecast's tables, inside the caller's transaction."""
 
     name = "forecast"

@@ -1,18 +1,21 @@
 """The invoices read model: one row per invoice (a cycle's, a proration's, an installment's).
 
 Each row keeps the account version it has applied, so an event republished by the relay
-(at-least-once) is applied once. The outstanding amount and the status are generated columns,
+(at-least-once) is applied once. A batch reads the rows its events name once, applies its
+events to them in memory and writes the rows it changed in one statement. The outstanding amount and the status are generated columns,
 computed by PostgreSQL from the amounts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from projections.batch import Batched, Event, upsert
 from projections.receivable import invoice_changes
 
 _OUTSTANDING = (
@@ -100,12 +103,51 @@ COMMENT ON COLUMN invoices.closed_at IS
 COMMENT ON COLUMN invoices.account_version IS 'The version of the last account event applied to it.';
 COMMENT ON COLUMN invoices.updated_at IS 'The business time of that event.';
 """
-_INSERT = (
-    "INSERT INTO invoices (account_id, invoice_id, currency, kind, subscription_id, cycle, "
-    "renegotiation_plan_id, period_start, period_end, issued_at, amount_minor, due_at, "
-    "account_version, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (account_id, invoice_id) DO NOTHING"
-)
+# Every column but the generated ones, with its type, in the table's order.
+COLUMNS = {
+    "account_id": "text",
+    "invoice_id": "text",
+    "currency": "text",
+    "kind": "text",
+    "subscription_id": "text",
+    "cycle": "integer",
+    "renegotiation_plan_id": "text",
+    "period_start": "timestamptz",
+    "period_end": "timestamptz",
+    "issued_at": "timestamptz",
+    "amount_minor": "bigint",
+    "due_at": "timestamptz",
+    "paid_minor": "bigint",
+    "credit_applied_minor": "bigint",
+    "discounted_minor": "bigint",
+    "written_off_minor": "bigint",
+    "renegotiated_minor": "bigint",
+    "renegotiated_into": "text",
+    "credited_minor": "bigint",
+    "overdue": "boolean",
+    "failed_attempts": "integer",
+    "last_payment_method_kind": "text",
+    "last_attempt_at": "timestamptz",
+    "closed_at": "timestamptz",
+    "account_version": "bigint",
+    "updated_at": "timestamptz",
+}
+# A new row's columns that no event sets when it is issued.
+_UNSET = {
+    "paid_minor": 0,
+    "credit_applied_minor": 0,
+    "discounted_minor": 0,
+    "written_off_minor": 0,
+    "renegotiated_minor": 0,
+    "renegotiated_into": None,
+    "credited_minor": 0,
+    "overdue": False,
+    "failed_attempts": 0,
+    "last_payment_method_kind": None,
+    "last_attempt_at": None,
+    "closed_at": None,
+}
+Key = tuple[str, str]  # (account id, invoice id)
 # The column each cause of a change of the open balance adds to (the change with its sign off).
 _SETTLED_BY = {
     "paid": "paid_minor",
@@ -126,23 +168,115 @@ class Update:
         self.assign: dict[str, Any] = {}
 
 
-class Invoices:
+class Invoices(Batched):
     """Applies account events to the invoices table, inside the caller's transaction."""
 
     name = "invoices"
     tables: tuple[str, ...] = ("invoices",)
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Apply one decoded event to the invoices it concerns."""
-        if "account_id" not in record:
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Apply decoded events to the invoices they name, read once and written once."""
+        named = sorted(
+            {(r["account_id"], i) for t, r in events if "account_id" in r for i in _named(t, r)}
+        )
+        if not named:
             return
-        if event_type == "InvoiceIssued":
-            _insert_issued(cursor, record)
-        elif event_type == "DebtRenegotiated":
-            _insert_installments(cursor, record)
-        for invoice_id, update in updates_of(event_type, record).items():
-            _update(cursor, record, invoice_id, update)
+        cursor.execute(
+            sql.SQL(
+                "SELECT {} FROM invoices WHERE (account_id, invoice_id) IN "
+                "(SELECT * FROM unnest(%b::text[], %b::text[]))"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS))),
+            ([account for account, _ in named], [invoice for _, invoice in named]),
+        )
+        rows = {row[:2]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}
+        changed: set[Key] = set()
+        for event_type, record in events:
+            if "account_id" in record:
+                changed |= _apply(rows, event_type, record)
+        upsert(
+            cursor,
+            "invoices",
+            COLUMNS,
+            ("account_id", "invoice_id"),
+            (tuple(rows[key].values()) for key in sorted(changed)),
+        )
+
+
+def _apply(rows: dict[Key, dict[str, Any]], event_type: str, record: dict[str, Any]) -> set[Key]:
+    """Apply one event to the invoice rows in `rows`; answer the keys of those it changed."""
+    account, version = record["account_id"], record["account_version"]
+    changed = set()
+    for row in _issued(event_type, record):
+        key = (account, row["invoice_id"])
+        if key not in rows:
+            rows[key] = row
+            changed.add(key)
+    for invoice_id, update in updates_of(event_type, record).items():
+        current = rows.get((account, invoice_id))
+        if current is None or current["account_version"] >= version:
+            continue
+        for column, amount in update.add.items():
+            current[column] += amount
+        current |= update.assign | {"account_version": version, "updated_at": record["occurred_at"]}
+        changed.add((account, invoice_id))
+    return changed
+
+
+def _named(event_type: str, record: dict[str, Any]) -> list[str]:
+    """The invoices an event issues or changes."""
+    return [row["invoice_id"] for row in _issued(event_type, record)] + list(
+        updates_of(event_type, record)
+    )
+
+
+def _issued(event_type: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the invoices an event issues: an invoice, a renegotiation's installments."""
+    if event_type not in ("InvoiceIssued", "DebtRenegotiated"):
+        return []
+    common = {
+        "account_id": record["account_id"],
+        "currency": record["currency"],
+        "issued_at": record["occurred_at"],
+        "account_version": record["account_version"],
+        "updated_at": record["occurred_at"],
+    }
+    if event_type == "InvoiceIssued":
+        cycle_id = f"{record['subscription_id']}/{record['cycle'] + 1}"
+        issued = {
+            "invoice_id": record["invoice_id"],
+            "kind": "cycle" if record["invoice_id"] == cycle_id else "proration",
+            "subscription_id": record["subscription_id"],
+            "cycle": record["cycle"],
+            "renegotiation_plan_id": None,
+            "period_start": record["period_start"],
+            "period_end": record["period_end"],
+            "amount_minor": record["amount_minor"],
+            "due_at": record["due_at"],
+        }
+        return [_row(common | issued)]
+    return [
+        _row(
+            common
+            | {
+                "invoice_id": line["invoice_id"],
+                "kind": "installment",
+                "subscription_id": None,
+                "cycle": None,
+                "renegotiation_plan_id": record["plan_id"],
+                "period_start": None,
+                "period_end": None,
+                "amount_minor": line["amount_minor"],
+                "due_at": line["due_at"],
+            }
+        )
+        for line in record["schedule"]
+    ]
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    """A new row: `values` and the columns no event has set yet, in the table's order."""
+    return {column: values[column] if column in values else _UNSET[column] for column in COLUMNS}
 
 
 def updates_of(event_type: str, record: dict[str, Any]) -> dict[str, Update]:
@@ -177,75 +311,3 @@ def updates_of(event_type: str, record: dict[str, Any]) -> dict[str, Update]:
     if event_type == "ChargeFailed":
         updates[invoice_id].assign["failed_attempts"] = record["attempt"]
     return updates
-
-
-def _insert_issued(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cycle_id = f"{record['subscription_id']}/{record['cycle'] + 1}"
-    cursor.execute(
-        _INSERT,
-        (
-            record["account_id"],
-            record["invoice_id"],
-            record["currency"],
-            "cycle" if record["invoice_id"] == cycle_id else "proration",
-            record["subscription_id"],
-            record["cycle"],
-            None,
-            record["period_start"],
-            record["period_end"],
-            record["occurred_at"],
-            record["amount_minor"],
-            record["due_at"],
-            record["account_version"],
-            record["occurred_at"],
-        ),
-    )
-
-
-def _insert_installments(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cursor.executemany(
-        _INSERT,
-        [
-            (
-                record["account_id"],
-                line["invoice_id"],
-                record["currency"],
-                "installment",
-                None,
-                None,
-                record["plan_id"],
-                None,
-                None,
-                record["occurred_at"],
-                line["amount_minor"],
-                line["due_at"],
-                record["account_version"],
-                record["occurred_at"],
-            )
-            for line in record["schedule"]
-        ],
-    )
-
-
-def _update(
-    cursor: psycopg.Cursor[Any], record: dict[str, Any], invoice_id: str, update: Update
-) -> None:
-    sets = [sql.SQL("{0} = {0} + %s").format(sql.Identifier(c)) for c in update.add]
-    sets += [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in update.assign]
-    statement = sql.SQL(
-        "UPDATE invoices SET {}account_version = %s, updated_at = %s "
-        "WHERE account_id = %s AND invoice_id = %s AND account_version < %s"
-    ).format(sql.SQL("").join(s + sql.SQL(", ") for s in sets))
-    version = record["account_version"]
-    cursor.execute(
-        statement,
-        (
-            *update.add.values(),
-            *update.assign.values(),
-            version,
-            record["occurred_at"],
-            record["account_id"],
-            invoice_id,
-            version,
-        ),
-    )

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from projections.batch import EachEvent
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_invoices (
     account_id text NOT NULL,
@@ -80,7 +82,7 @@ _INVOICE_SQL = (
 )
 
 
-class Metrics:
+class Metrics(EachEvent):
     """Applies account events to the metrics' tables, inside the caller's transaction."""
 
     name = "metrics"

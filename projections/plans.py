@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 
+from projections.batch import EachEvent
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
     plan_id text PRIMARY KEY,
@@ -38,7 +40,7 @@ COMMENT ON COLUMN plans.updated_at IS 'The business time of that event.';
 """
 
 
-class Plans:
+class Plans(EachEvent):
     """Applies plan events to the plans table, inside the caller's transaction."""
 
     name = "plans"

@@ -7,9 +7,12 @@ republished by the relay (at-least-once) is inserted once. The functions `trial_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+
+from projections.batch import Batched, Event, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS postings (
@@ -104,41 +107,49 @@ ONE_INVOICE_EVENTS = frozenset(
         "CreditNoteIssued",
     }
 )
-_INSERT = (
-    "INSERT INTO postings (event_id, leg, account_id, event_type, invoice_id, ledger_account, "
-    "side, amount_minor, currency, occurred_at, account_version) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, leg) DO NOTHING"
-)
+COLUMNS = {
+    "event_id": "text",
+    "leg": "integer",
+    "account_id": "text",
+    "event_type": "text",
+    "invoice_id": "text",
+    "ledger_account": "text",
+    "side": "text",
+    "amount_minor": "bigint",
+    "currency": "text",
+    "occurred_at": "timestamptz",
+    "account_version": "bigint",
+}
 
 
-class Postings:
+class Postings(Batched):
     """Inserts the postings of each money event into the postings table."""
 
     name = "postings"
     tables: tuple[str, ...] = ("postings",)
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Insert the event's postings, if it has any (and was not applied before)."""
-        postings = record.get("postings")
-        if not postings:
-            return
-        cursor.executemany(
-            _INSERT,
-            [
-                (
-                    record["event_id"],
-                    leg,
-                    record["account_id"],
-                    event_type,
-                    record.get("invoice_id") if event_type in ONE_INVOICE_EVENTS else None,
-                    posting["ledger_account"],
-                    posting["side"],
-                    posting["amount_minor"],
-                    record["currency"],
-                    record["occurred_at"],
-                    record["account_version"],
-                )
-                for leg, posting in enumerate(postings)
-            ],
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Insert the events' postings (those not inserted before) in one statement."""
+        rows = (row for event_type, record in events for row in _rows(event_type, record))
+        upsert(cursor, "postings", COLUMNS, ("event_id", "leg"), rows, replace=False)
+
+
+def _rows(event_type: str, record: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The postings rows of one event (none for an event without postings)."""
+    return [
+        (
+            record["event_id"],
+            leg,
+            record["account_id"],
+            event_type,
+            record.get("invoice_id") if event_type in ONE_INVOICE_EVENTS else None,
+            posting["ledger_account"],
+            posting["side"],
+            posting["amount_minor"],
+            record["currency"],
+            record["occurred_at"],
+            record["account_version"],
         )
+        for leg, posting in enumerate(record.get("postings") or ())
+    ]

@@ -3,8 +3,13 @@
 Each batch's rows and the (topic, partition, offset) it applied are written in one
 transaction; on assignment the projector resumes from those positions, kept per Kafka cluster.
 Nothing on billing.events stops the projector: a record that is not an event is
-dead-lettered, and an event a projection fails to apply is rolled back alone (a savepoint per
-event), recorded in projection_failures and its account marked stale (projections.failures).
+dead-lettered, and an event a projection fails to apply is rolled back alone, recorded in
+projection_failures and its account marked stale (projections.failures). Each projection
+takes the batch's events at once (projections.batch) in one savepoint; if that fails, the
+batch is applied again event by event, a savepoint each, to find the events that fail. An
+event redelivered within a batch (the relay publishes at least once) is applied once: an
+account's (or plan's) event whose version is not above one earlier in the batch is left out,
+as the rows' own versions leave out one redelivered in a later batch.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from infra.kafka import (
 )
 from infra.kafka.tracked import TrackedLoop
 from infra.postgres import Reconnecting, create_tables
+from projections.batch import Event
 from projections.failures import (
     FAILURES_SCHEMA,
     owner_of,
     record_failure,
     stale_accounts,
+    version_of,
 )
 from wire.codec import AvroCodec, AvroError
 from wire.dead_letters import dead_letter
@@ -58,6 +65,8 @@ class Projection(Protocol):
     name: str
     tables: tuple[str, ...]  # every table the read model owns (grants, rebuild, reports)
     schema: str  # their DDL: CREATE TABLE IF NOT EXISTS ..., COMMENT ON ...
+
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None: ...
 
     def apply(
         self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]
@@ -120,14 +129,12 @@ class Projector:
 
     def _apply(self, messages: list[Message]) -> int:
         dead: list[Outgoing] = []
-        failed = 0
         connection = self.connection
         with connection.transaction(), connection.cursor() as cursor:
             stale = stale_accounts(cursor, self.name)
-            for message in messages:
-                failed += not self._project(connection, cursor, message, stale, dead)
-                if message is messages[len(messages) // 2]:
-                    crash_point("projector.mid_batch")
+            events = self._events(messages, stale, dead)
+            failed = self._apply_batch(connection, cursor, events, stale)
+            crash_point("projector.mid_batch")
             if dead:
                 self.producer.produce_batch(dead)
             self._store_positions(cursor, messages)
@@ -136,26 +143,54 @@ class Projector:
         )
         return len(messages)
 
-    def _project(
+    def _events(
+        self, messages: list[Message], stale: set[str], dead: list[Outgoing]
+    ) -> list[tuple[Message, str, dict[str, Any]]]:
+        """The batch's events to apply: not dead letters, stale owners' or redeliveries."""
+        events = []
+        applied: dict[str, int] = {}  # owner -> the highest version met in the batch
+        for message in messages:
+            event = self._event(message, dead)
+            if event is None:
+                continue
+            owner, version = owner_of(event[1]), version_of(event[1])
+            if owner is not None and owner in stale:
+                continue  # frozen at the event before its failure, until rebuilt
+            if owner is not None and version is not None:
+                if version <= applied.get(owner, -1):
+                    continue  # redelivered: its rows have it already
+                applied[owner] = version
+            events.append((message, *event))
+        return events
+
+    def _apply_batch(
         self,
         connection: psycopg.Connection[Any],
         cursor: psycopg.Cursor[Any],
-        message: Message,
+        events: list[tuple[Message, str, dict[str, Any]]],
         stale: set[str],
-        dead: list[Outgoing],
-    ) -> bool:
-        """Apply one message's event unless its account is stale; False if it failed now."""
-        event = self._event(message, dead)
-        if event is None:
-            return True
-        owner = owner_of(event[1])
-        if owner is not None and owner in stale:
-            return True  # frozen at the event before its failure, until rebuilt
-        if self._apply_event(connection, cursor, message, *event):
-            return True
-        if owner is not None:
-            stale.add(owner)
-        return False
+    ) -> int:
+        """Apply the events, the batch at once if it can; answer how many failed now."""
+        batch = [(event_type, record) for _, event_type, record in events]
+        try:
+            with connection.transaction():
+                for projection in self.projections:
+                    projection.apply_batch(cursor, batch)
+            return 0
+        except Exception as error:
+            if connection.broken or isinstance(error, psycopg.OperationalError):
+                raise  # the database, not the events: the batch is read again
+            logger.info("projector.batch.failed", events=len(events), error=str(error)[:200])
+        failed = 0
+        for message, event_type, record in events:
+            owner = owner_of(record)
+            if owner is not None and owner in stale:
+                continue  # an earlier event of it failed in this batch
+            if not self._apply_event(connection, cursor, message, event_type, record):
+                failed += 1
+                if owner is not None:
+                    stale.add(owner)
+        return failed
 
     def _event(self, message: Message, dead: list[Outgoing]) -> tuple[str, dict[str, Any]] | None:
         """(event type, record) of an event message; anything else goes to `dead`."""

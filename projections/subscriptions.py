@@ -8,37 +8,41 @@ version of its event: an event republished by the relay (at-least-once) inserts 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 import psycopg
 
+from projections.batch import Batched, Event, upsert
+
 TABLE = "subscription_versions"
-COLUMNS = (
-    "account_id",
-    "subscription_id",
-    "account_version",
-    "valid_from",
-    "cause",
-    "currency",
-    "plan_id",
-    "price_minor",
-    "interval_unit",
-    "interval_count",
-    "days_until_due",
-    "started_at",
-    "trial_ends_at",
-    "anchor",
-    "cycle_base",
-    "cycles_invoiced",
-    "first_invoiced_at",
-    "status",
-    "cancel_at",
-    "announced_price_minor",
-    "announced_from",
-    "mrr_minor",
-)
+# Every column, with its type, in the table's order.
+COLUMNS = {
+    "account_id": "text",
+    "subscription_id": "text",
+    "account_version": "bigint",
+    "valid_from": "timestamptz",
+    "cause": "text",
+    "currency": "text",
+    "plan_id": "text",
+    "price_minor": "bigint",
+    "interval_unit": "text",
+    "interval_count": "integer",
+    "days_until_due": "integer",
+    "started_at": "timestamptz",
+    "trial_ends_at": "timestamptz",
+    "anchor": "timestamptz",
+    "cycle_base": "integer",
+    "cycles_invoiced": "integer",
+    "first_invoiced_at": "timestamptz",
+    "status": "text",
+    "cancel_at": "timestamptz",
+    "announced_price_minor": "bigint",
+    "announced_from": "timestamptz",
+    "mrr_minor": "bigint",
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscription_versions (
     account_id text NOT NULL,
@@ -118,71 +122,94 @@ def mrr_of(version: dict[str, Any]) -> int:
     )
 
 
-class Subscriptions:
+Key = tuple[str, str]  # (account id, subscription id)
+_DERIVED = ("account_version", "valid_from", "mrr_minor")  # set by each new version
+
+
+class Subscriptions(Batched):
     """Applies subscription events to subscription_versions, inside the caller's transaction."""
 
     name = "subscriptions"
     tables: tuple[str, ...] = (TABLE,)
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Apply one decoded event; events that change no subscription are ignored."""
-        if event_type == "Subscribed":
-            self._insert(cursor, record, _subscribed(record))
-        elif event_type == "DunningFinalAction":
-            self._final_action(cursor, record)
-        elif event_type in _CHANGES and record.get("subscription_id"):
-            previous = self._latest(cursor, record, record["subscription_id"])
-            if previous is not None:
-                changed = _CHANGES[event_type](previous, record)
-                if changed is not None:
-                    self._insert(cursor, record, changed)
-
-    def _final_action(self, cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-        if record["action"] == "NONE":
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Apply decoded events to the latest versions of their accounts' subscriptions, read
+        once; the new versions are inserted in one statement."""
+        accounts = sorted({r["account_id"] for t, r in events if t in _AFFECTING})
+        if not accounts:
             return
         cursor.execute(
-            "SELECT DISTINCT subscription_id FROM subscription_versions WHERE account_id = %s",
-            (record["account_id"],),
+            f"SELECT DISTINCT ON (account_id, subscription_id) {', '.join(COLUMNS)} "
+            "FROM subscription_versions WHERE account_id = ANY(%s) "
+            "ORDER BY account_id, subscription_id, account_version DESC",
+            (accounts,),
         )
-        for (subscription_id,) in cursor.fetchall():
-            previous = self._latest(cursor, record, subscription_id)
-            if previous is None or previous["status"] == "CANCELLED":
-                continue
-            version = previous
-            if record["action"] == "SUSPEND":
-                version.update(status="PAUSED", cause="suspended_for_nonpayment")
-            else:
-                version.update(status="CANCELLED", cancel_at=None, cause="cancelled_for_nonpayment")
-            self._insert(cursor, record, version)
+        latest = {row[:2]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}
+        inserted: list[dict[str, Any]] = []
+        for event_type, record in events:
+            for version in _versions(latest, event_type, record):
+                key = (version["account_id"], version["subscription_id"])
+                if key not in latest or latest[key]["account_version"] < version["account_version"]:
+                    latest[key] = version
+                inserted.append(version)
+        rows = (tuple(version[c] for c in COLUMNS) for version in inserted)
+        primary_key = ("account_id", "subscription_id", "account_version")
+        upsert(cursor, TABLE, COLUMNS, primary_key, rows, replace=False)
 
-    def _latest(
-        self, cursor: psycopg.Cursor[Any], record: dict[str, Any], subscription_id: str
-    ) -> dict[str, Any] | None:
-        cursor.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM subscription_versions "
-            "WHERE account_id = %s AND subscription_id = %s AND account_version < %s "
-            "ORDER BY account_version DESC LIMIT 1",
-            (record["account_id"], subscription_id, record["account_version"]),
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        state = dict(zip(COLUMNS, row, strict=True))
-        for derived in ("account_version", "valid_from", "mrr_minor"):  # set by the new version
-            del state[derived]
-        return state
 
-    def _insert(
-        self, cursor: psycopg.Cursor[Any], record: dict[str, Any], version: dict[str, Any]
-    ) -> None:
-        version.setdefault("valid_from", record["occurred_at"])
-        version |= {"account_version": record["account_version"], "mrr_minor": mrr_of(version)}
-        cursor.execute(
-            f"INSERT INTO subscription_versions ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT DO NOTHING",
-            tuple(version[column] for column in COLUMNS),
-        )
+def _versions(
+    latest: dict[Key, dict[str, Any]], event_type: str, record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The new versions of subscriptions one event makes, given the latest ones."""
+    if event_type == "Subscribed":
+        return [_new(record, _subscribed(record))]
+    if event_type == "DunningFinalAction":
+        return _final_action(latest, record)
+    if event_type in _CHANGES and record.get("subscription_id"):
+        previous = _previous(latest, record, record["subscription_id"])
+        if previous is not None:
+            changed = _CHANGES[event_type](previous, record)
+            if changed is not None:
+                return [_new(record, changed)]
+    return []
+
+
+def _final_action(
+    latest: dict[Key, dict[str, Any]], record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if record["action"] == "NONE":
+        return []
+    versions = []
+    for account, subscription_id in sorted(latest):
+        if account != record["account_id"]:
+            continue
+        previous = _previous(latest, record, subscription_id)
+        if previous is None or previous["status"] == "CANCELLED":
+            continue
+        version = previous
+        if record["action"] == "SUSPEND":
+            version.update(status="PAUSED", cause="suspended_for_nonpayment")
+        else:
+            version.update(status="CANCELLED", cancel_at=None, cause="cancelled_for_nonpayment")
+        versions.append(_new(record, version))
+    return versions
+
+
+def _previous(
+    latest: dict[Key, dict[str, Any]], record: dict[str, Any], subscription_id: str
+) -> dict[str, Any] | None:
+    """The state a new version starts from: the latest, unless this event is older (a
+    redelivery, whose versions exist already)."""
+    version = latest.get((record["account_id"], subscription_id))
+    if version is None or version["account_version"] >= record["account_version"]:
+        return None
+    return {column: value for column, value in version.items() if column not in _DERIVED}
+
+
+def _new(record: dict[str, Any], version: dict[str, Any]) -> dict[str, Any]:
+    version.setdefault("valid_from", record["occurred_at"])
+    return version | {"account_version": record["account_version"], "mrr_minor": mrr_of(version)}
 
 
 def _subscribed(record: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +317,7 @@ def _reactivated(version: dict[str, Any], record: dict[str, Any]) -> dict[str, A
     return _restarted(version, record["anchor"], "reactivated")
 
 
-_CHANGES = {
+_CHANGES: dict[str, Any] = {
     "InvoiceIssued": _invoiced,
     "PlanChanged": _plan_changed,
     "PriceChangeAnnounced": _announced,
@@ -302,3 +329,4 @@ _CHANGES = {
     "SubscriptionCancelled": _cancelled,
     "SubscriptionReactivated": _reactivated,
 }
+_AFFECTING = frozenset({"Subscribed", "DunningFinalAction", *_CHANGES})
