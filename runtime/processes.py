@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -100,6 +101,12 @@ def run_processes(
         return _supervise(where, [child for child, _ in children], stop)
     finally:
         _stop_all([child for child, _ in children])
+
+
+def start_forkserver() -> None:
+    """Start the fork server now, so that its import overlaps the servers' start and connection."""
+    forkserver()  # its preload set
+    multiprocessing.forkserver.ensure_running()
 
 
 def forkserver() -> ForkServerContext:

@@ -117,6 +117,10 @@ def run(settings: Settings, stop: threading.Event, on_running: OnRunning | None 
     topics), the loops are stopped, the loss is reported, and they start again on the new
     cluster: the relay republishes the event history there.
     """
+    if settings.workers:
+        from runtime.processes import start_forkserver
+
+        start_forkserver()
     with servers(settings) as (database_url, bootstrap):
         failures = 0
         while not stop.is_set():
