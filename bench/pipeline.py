@@ -9,6 +9,7 @@ burst. Figures are ratios within one run: the machine's speed varies from day to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -137,8 +138,13 @@ def pipeline_run(
             warm_up = plans()
             producer.produce_batch(outgoing(warm_up))
             watchers.wait(warm_up)  # the groups have joined, the tables exist
+            load_before = [round(x, 2) for x in os.getloadavg()]
             with profiled(process.pid, servers.home / f"profile-{label}.txt") as profile:
                 figures = {"burst": burst_phase(producer, watchers, burst)}
+            figures["burst"]["load_average_before_after"] = [
+                load_before,
+                [round(x, 2) for x in os.getloadavg()],
+            ]
             figures["burst"]["profile"] = profile
             figures["steady"] = steady_phase(producer, watchers, steady, rate)
             return figures
