@@ -4,20 +4,20 @@ Three threads in one process share one interpreter lock, so the loops together u
 Here `ledger run` stays the one command a user starts: it starts the embedded servers, the
 topics, then one child process per loop (N command handlers in one consumer group, one relay,
 one projections process, the clock if asked), and reports `ledger.running` once every child
-has built its loop. A child dies with its parent, even one killed by SIGKILL. A child that
+has built its loop. A child dies with `ledger run`, even one killed by SIGKILL. A child that
 dies takes the others down at once, as the death of the one process would: `ledger run` exits
 1 and, restarted, every loop resumes from its stored positions.
 """
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import select
 import signal
-import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -35,7 +35,6 @@ from runtime import runner
 logger = structlog.get_logger(__name__)
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PARENT_CHECK_S = 0.5
 
 Builder = Callable[[Settings, runner.Endpoints, ExitStack], tuple[str, runner.Step]]
@@ -60,6 +59,7 @@ class LoopSpec:
     database_url: str
     bootstrap: str
     cluster_id: str
+    supervisor: int  # the pid of `ledger run`
 
 
 def loop_names(settings: Settings) -> list[str]:
@@ -83,7 +83,12 @@ def run_processes(
     try:
         for name in loop_names(settings):
             spec = LoopSpec(
-                name, settings, where.database_url, where.kafka.bootstrap, where.cluster_id
+                name,
+                settings,
+                where.database_url,
+                where.kafka.bootstrap,
+                where.cluster_id,
+                os.getpid(),
             )
             receiver, sender = context.Pipe(duplex=False)
             child = context.Process(target=child_main, args=(spec, sender), name=f"ledger-{name}")
@@ -177,7 +182,7 @@ def _kill_all(children: list[BaseProcess]) -> None:
 
 def child_main(spec: LoopSpec, ready: Connection) -> None:
     """A child process: build the loop `spec` names, say so, repeat it until SIGTERM or SIGINT."""
-    die_with_parent()
+    die_with(spec.supervisor)
     logs.configure(spec.settings.log_level, spec.settings.log_format)
     structlog.contextvars.bind_contextvars(process=spec.name)
     stop = threading.Event()
@@ -193,23 +198,29 @@ def child_main(spec: LoopSpec, ready: Connection) -> None:
         runner.repeat(name, step, stop)
 
 
-def die_with_parent() -> None:
-    """End this process when its parent ends, even by SIGKILL: no loop outlives `ledger run`.
+def die_with(supervisor: int) -> None:
+    """End this process as soon as `ledger run` (pid `supervisor`) ends, even by SIGKILL.
 
-    The parent is the fork server, which ends when `ledger run` does. Linux says so with
-    PR_SET_PDEATHSIG; elsewhere a thread watches the parent's pid.
+    The loops' parent is the fork server, which outlives `ledger run` as long as they run, so
+    a thread watches `ledger run` itself: a pidfd on Linux, its pid elsewhere.
     """
-    parent = os.getppid()
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
-            if os.getppid() != parent:  # the parent died before the call
-                os._exit(1)
-            return
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(
+        target=_watch, args=(supervisor,), name="watch-ledger-run", daemon=True
+    ).start()
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        threading.Event().wait(PARENT_CHECK_S)
+def _watch(supervisor: int) -> None:
+    try:
+        select.select([os.pidfd_open(supervisor)], [], [])  # readable once it has ended
+    except (AttributeError, OSError):  # no pidfds here, or it has ended already
+        while _exists(supervisor):
+            time.sleep(PARENT_CHECK_S)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
