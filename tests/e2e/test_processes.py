@@ -4,10 +4,10 @@ process outlives `ledger run`, even one killed with SIGKILL."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.e2e.test_spine import start_ledger
@@ -22,14 +22,6 @@ def loop_pids(log: Path) -> list[int]:
         if '"ledger.running"' in line:
             return [int(pid) for pid in json.loads(line)["pids"]]
     return []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(name="env")
@@ -54,7 +46,7 @@ class TestLoopProcesses:
         publish(servers.kafka_bootstrap, [command_message("OpenAccount", open_account("acc-p"))])
         assert ledger.wait(timeout=120) == 1
         assert "ledger-commands ended (exit -9)" in log.read_text()
-        assert wait_for(lambda: not any(alive(pid) for pid in pids), timeout_s=30)
+        assert wait_for(lambda: not any(psutil.pid_exists(pid) for pid in pids), timeout_s=30)
 
     def test_no_loop_outlives_ledger_run_killed_with_sigkill(
         self, env: dict[str, str], tmp_path: Path
@@ -65,4 +57,4 @@ class TestLoopProcesses:
         pids = wait_for(lambda: loop_pids(log), timeout_s=120)
         ledger.send_signal(signal.SIGKILL)
         ledger.wait(timeout=30)
-        assert wait_for(lambda: not any(alive(pid) for pid in pids), timeout_s=30)
+        assert wait_for(lambda: not any(psutil.pid_exists(pid) for pid in pids), timeout_s=30)
