@@ -47,12 +47,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=500,
         help="offered commands/s of the steady phase (default 500)",
     )
+    pipeline.add_argument(
+        "--steady-commands",
+        type=int,
+        help="commands of the steady phase (default: as many as --commands)",
+    )
     pipeline.add_argument("--broker", help="Kafka bootstrap servers (default: an embedded broker)")
     pipeline.add_argument("--database", help="PostgreSQL server URL (default: an embedded server)")
     pipeline.add_argument(
         "--client",
         default=KAFKA_CLIENTS[0],
         help=f"ledger run's Kafka client(s), comma separated: {', '.join(KAFKA_CLIENTS)} (default {KAFKA_CLIENTS[0]})",
+    )
+    pipeline.add_argument(
+        "--config",
+        action="append",
+        metavar="LABEL:VAR=VALUE,...",
+        help="a ledger run with these LEDGER_* variables (repeatable; replaces --client), e.g. "
+        "workers:LEDGER_KAFKA_CLIENT=confluent-kafka,LEDGER_WORKERS=1",
     )
     pipeline.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     pipeline.add_argument(
@@ -75,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     from bench.machine import machine
-    from bench.pipeline import run
+    from bench.pipeline import LedgerConfig, run
     from bench.servers import bench_servers
 
     client_names = [name.strip() for name in args.client.split(",") if name.strip()]
@@ -86,6 +98,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    configs = [LedgerConfig.parse(text) for text in args.config or client_names]
     # The benchmark's own publisher and watchers use the cheaper client when it is there.
     observer = "confluent-kafka" if importlib.util.find_spec("confluent_kafka") else "kafka-python"
     with bench_servers(args.broker, args.database) as servers:
@@ -96,9 +109,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
             args.commands,
             args.accounts,
             args.rate,
-            client_names,
+            configs,
             observer,
             not args.no_baseline,
+            args.steady_commands,
         )
         details["load_average_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
     result: dict[str, Any] = {
@@ -107,7 +121,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
             "commands": args.commands,
             "accounts": args.accounts,
             "rate": args.rate,
-            "clients": client_names,
+            "steady_commands": args.steady_commands or args.commands,
+            "configs": {config.label: config.variables for config in configs},
             "observer_client": observer,
             "broker": args.broker or "embedded tansu",
             "database": "given" if args.database else "embedded PostgreSQL",

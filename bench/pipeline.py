@@ -1,6 +1,6 @@
 """`python -m bench pipeline`: the whole pipeline as `ledger run` runs it, against the naive baseline.
 
-One run, one set of servers: for each Kafka client a fresh database and fresh topics, a burst
+One run, one set of servers: for each Kafka client (or `--config`) a fresh database and fresh topics, a burst
 (end-to-end commands/s, and events/s of the writer, the relay and the projector), then a
 steady offered rate (p50 / p99 latencies); then the baseline (bench/baseline.py) on the same
 burst. Figures are ratios within one run: the machine's speed varies from day to day.
@@ -9,6 +9,7 @@ burst. Figures are ratios within one run: the machine's speed varies from day to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -94,17 +95,35 @@ def outgoing(commands: list[Command], topic: str = COMMANDS_TOPIC) -> list[Outgo
     return [Outgoing(topic, key, value) for key, value in encoded(commands)]
 
 
+@dataclass(frozen=True)
+class LedgerConfig:
+    """One `ledger run` of the benchmark: its label and the variables it runs with."""
+
+    label: str
+    variables: dict[str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> LedgerConfig:
+        """`LABEL:VAR=VALUE,VAR=VALUE`, or a bare client name (its own label)."""
+        label, _, assignments = text.partition(":")
+        if not assignments:
+            return cls(label, {"LEDGER_KAFKA_CLIENT": label})
+        pairs = (item.split("=", 1) for item in assignments.split(",") if item)
+        return cls(label, {name.strip(): value.strip() for name, value in pairs})
+
+
 def pipeline_run(
     servers: BenchServers,
-    client: str,
+    config: LedgerConfig,
     observer: KafkaClients,
     burst: list[Command],
     steady: list[Command],
     rate: float,
     memory: PeakMemory,
 ) -> dict[str, Any]:
-    """`ledger run` on `client`: the burst, then the steady rate; the figures of both."""
-    database_url = servers.database(f"bench_{client.replace('-', '_')}")
+    """`ledger run` as `config` says: the burst, then the steady rate; the figures of both."""
+    label = config.label
+    database_url = servers.database(f"bench_{label.replace('-', '_')}")
     servers.fresh_topics(topic_specs(Settings(None, None)))
     watchers = Watchers(
         ResultsWatch(observer), EventsWatch(observer), PositionSampler(database_url)
@@ -112,15 +131,20 @@ def pipeline_run(
     for thread in (watchers.results, watchers.events, watchers.sampler):
         thread.start()
     producer = observer.producer()
-    env = ledger_env(database_url, servers.bootstrap, LEDGER_KAFKA_CLIENT=client)
+    env = ledger_env(database_url, servers.bootstrap, **config.variables)
     try:
-        with ledger_running(env, servers.home / f"ledger-{client}.log") as process:
-            memory.watch(f"ledger run ({client})", process.pid)
+        with ledger_running(env, servers.home / f"ledger-{label}.log") as process:
+            memory.watch(f"ledger run ({label})", process.pid)
             warm_up = plans()
             producer.produce_batch(outgoing(warm_up))
             watchers.wait(warm_up)  # the groups have joined, the tables exist
-            with profiled(process.pid, servers.home / f"profile-{client}.txt") as profile:
+            load_before = [round(x, 2) for x in os.getloadavg()]
+            with profiled(process.pid, servers.home / f"profile-{label}.txt") as profile:
                 figures = {"burst": burst_phase(producer, watchers, burst)}
+            figures["burst"]["load_average_before_after"] = [
+                load_before,
+                [round(x, 2) for x in os.getloadavg()],
+            ]
             figures["burst"]["profile"] = profile
             figures["steady"] = steady_phase(producer, watchers, steady, rate)
             return figures
@@ -138,8 +162,8 @@ def profiled(pid: int, raw: Path) -> Iterator[dict[str, Any]]:
         yield summary
         return
     command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100"]
-    recorder = subprocess.Popen(
-        [*command, "--nonblocking", "--threads", "--output", str(raw)],
+    recorder = subprocess.Popen(  # --subprocesses: the loops' processes with LEDGER_WORKERS
+        [*command, "--nonblocking", "--threads", "--subprocesses", "--output", str(raw)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -280,22 +304,23 @@ def run(
     commands: int,
     accounts: int,
     rate: float,
-    client_names: list[str],
+    configs: list[LedgerConfig],
     observer_client: str,
     baseline: bool,
+    steady_commands: int | None = None,
 ) -> dict[str, Any]:
     """Every measurement of one run on `servers`."""
     burst = workload(commands, accounts, seed=1, prefix="burst")
-    steady = workload(commands, accounts, seed=2, prefix="steady")
+    steady = workload(steady_commands or commands, accounts, seed=2, prefix="steady")
     observer = clients(servers.bootstrap, Settings(None, None, kafka_client=observer_client))
     memory = PeakMemory()
     memory.watch("postgres", servers.postgres_pid)
     memory.watch("broker", servers.broker_pid)
     memory.start()
     figures: dict[str, Any] = {"pipeline": {}}
-    for client in client_names:
-        figures["pipeline"][client] = pipeline_run(
-            servers, client, observer, burst, steady, rate, memory
+    for config in configs:
+        figures["pipeline"][config.label] = pipeline_run(
+            servers, config, observer, burst, steady, rate, memory
         )
     if baseline:
         producer = observer.producer()
@@ -309,7 +334,7 @@ def run(
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:
-    """Each client's end-to-end and to-results commands/s over the baseline's, and between clients."""
+    """Each run's end-to-end and to-results commands/s over the baseline's, and between clients."""
     base = figures.get("baseline", {}).get("commands_per_s_stored")
     answer: dict[str, float] = {}
     for client, run_figures in figures["pipeline"].items():

@@ -17,6 +17,7 @@ from typing import ClassVar, Final
 import structlog
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from commands.account_cache import AccountCache
 from commands.handlers import Delivery, HandlerFailed, Outcome, process
 from commands.mapping import content_digest
 from commands.table import command_from_record, command_type_of
@@ -55,14 +56,21 @@ class CommandConsumer:
         producer: Producer,
         codec: AvroCodec,
         cluster_id: str,
+        cache: AccountCache | None = None,
     ) -> None:
         self.ledger = ledger
         self.consumer = consumer
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
+        self.cache = cache or AccountCache(0)
         self.loop: TrackedLoop[list[Outcome]] = TrackedLoop(
-            "commands", consumer, self.stored_offset, self._process_or_drop, list
+            "commands",
+            consumer,
+            self.stored_offset,
+            self._process_or_drop,
+            list,
+            on_rebalance=self.cache.clear,  # another worker may change those accounts now
         )
 
     def position_name(self, partition: Partition) -> str:
@@ -89,17 +97,19 @@ class CommandConsumer:
             # Another worker stored these positions or changed these accounts first (a
             # rebalance): drop the batch; the next poll reads again from the stored positions.
             logger.warning("commands.batch.conflict", error=str(conflict))
+            self.cache.clear()
             self.loop.resync()
             return []
 
     def _process(self, messages: list[Message]) -> list[Outcome]:
         fresh = self._not_yet_stored(messages)
-        handled = handle_batch(self.ledger, self.codec, fresh, self.cluster_id)
+        handled = handle_batch(self.ledger, self.codec, fresh, self.cluster_id, self.cache)
         if handled.dead_letters:
             self.producer.produce_batch(handled.dead_letters)
             crash_point("commands.after_dead_letters")
         positions = self._positions(messages)
         self.ledger.save(*handled.work.changed, positions=positions)
+        self.cache.keep(handled.work.accounts)
         crash_point("commands.after_save")
         for outcome in handled.outcomes:
             _log_outcome(outcome)
@@ -128,18 +138,23 @@ class Handled:
 
 
 def handle_batch(
-    ledger: BillingLedger, codec: AvroCodec, messages: Sequence[Message], cluster_id: str
+    ledger: BillingLedger,
+    codec: AvroCodec,
+    messages: Sequence[Message],
+    cluster_id: str,
+    cache: AccountCache | None = None,
 ) -> Handled:
     """Decode `messages` (read on `cluster_id`) and process their commands, in memory only.
 
     Nothing is saved or sent: the caller produces the dead letters and saves `work.changed`.
+    Accounts are taken from `cache` when it holds them; the caller keeps them there once saved.
     A command whose handling failed (a bug) is rejected `internal_error`, and the batch runs
     again on a fresh unit of work, so one bad command never stops the partition.
     """
     deliveries, dead = _decode(codec, messages, cluster_id)
     poisoned: frozenset[str] = frozenset()
     while True:
-        work = UnitOfWork(ledger)
+        work = UnitOfWork(ledger, cache)
         try:
             return Handled(work, process(work, deliveries, poisoned), dead)
         except HandlerFailed as failure:  # a bug must not stop the partition: reject, go on

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from commands.account_cache import AccountCache
 from commands.messages import AccountCommand, ChangePlan, Command, PlanCommand, Subscribe
 from ledger.account import Account, UnknownAccount
 from ledger.application import BillingLedger, Wanted, event_id
@@ -19,8 +20,9 @@ from ledger.receipts import CommandReceipt
 class UnitOfWork:
     """Loads each aggregate once per batch and collects every one it changes."""
 
-    def __init__(self, ledger: BillingLedger) -> None:
+    def __init__(self, ledger: BillingLedger, cache: AccountCache | None = None) -> None:
         self.ledger = ledger
+        self.cache = cache
         self._accounts: dict[str, Account | None] = {}
         self._receipts: dict[str, CommandReceipt | None] = {}
         self._plans: dict[str, Plan | None] = {}
@@ -40,6 +42,9 @@ class UnitOfWork:
             elif isinstance(command, Subscribe):
                 wanted.plan_ids.add(command.terms.plan_id)
         wanted.account_ids -= self._accounts.keys()
+        if self.cache is not None:
+            self._accounts.update(self.cache.take(wanted.account_ids))
+            wanted.account_ids -= self._accounts.keys()
         wanted.command_ids -= self._receipts.keys()
         wanted.plan_ids -= self._plans.keys()
         found = self.ledger.read_many(wanted)
@@ -50,7 +55,8 @@ class UnitOfWork:
     def account(self, account_id: str) -> Account | None:
         """The account, as changed so far in this batch; None if it does not exist."""
         if account_id not in self._accounts:
-            self._accounts[account_id] = self.ledger.account(account_id)
+            cached = self.cache.take([account_id]) if self.cache is not None else {}
+            self._accounts[account_id] = cached.get(account_id) or self.ledger.account(account_id)
         return self._accounts[account_id]
 
     def require_account(self, account_id: str) -> Account:
@@ -137,6 +143,11 @@ class UnitOfWork:
             self._changed[aggregate.id] = aggregate
         before = 0 if created else len(aggregate.pending_events)
         self._mark.pending_before.setdefault(aggregate.id, before)
+
+    @property
+    def accounts(self) -> list[Account]:
+        """Every existing account this unit of work holds, changed or only read."""
+        return [account for account in self._accounts.values() if account is not None]
 
     @property
     def changed(self) -> list[Aggregate]:

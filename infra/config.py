@@ -25,6 +25,11 @@ VARIABLES: dict[str, str] = {
     "LEDGER_REPLICATION_FACTOR": "Replication factor of each topic the ledger creates (default 1).",
     "LEDGER_CONSUMER_GROUP": "Consumer group prefix of the ledger's workers (default billing-ledger).",
     "LEDGER_BATCH_SIZE": "Most commands or events handled in one transaction (default 500).",
+    "LEDGER_WORKERS": "Processes of ledger run's command handler (default 0: the command handler, "
+    "relay and projections are threads of one process). N >= 1: N command processes in one "
+    "consumer group, one relay process and one projections process, so every core works.",
+    "LEDGER_ACCOUNT_CACHE": "Accounts each command worker keeps in memory between batches, for "
+    "the partitions it owns (default 20000; 0: read every account from the event store).",
     "LEDGER_SESSION_TIMEOUT_MS": "Kafka consumer session timeout (default 6000: the embedded "
     "broker joins groups in about half of it).",
     "LEDGER_LOG_LEVEL": "debug, info, warning or error (default info).",
@@ -108,6 +113,8 @@ class Settings:
     replication_factor: int = 1
     consumer_group: str = "billing-ledger"
     batch_size: int = 500
+    workers: int = 0
+    account_cache: int = 20_000
     session_timeout_ms: int = 6000
     clock_interval_s: float = 0.0
     log_level: str = "info"
@@ -126,6 +133,8 @@ class Settings:
             replication_factor=_positive(env, "LEDGER_REPLICATION_FACTOR", 1),
             consumer_group=env.get("LEDGER_CONSUMER_GROUP") or "billing-ledger",
             batch_size=_positive(env, "LEDGER_BATCH_SIZE", 500),
+            workers=_count(env, "LEDGER_WORKERS", 0),
+            account_cache=_count(env, "LEDGER_ACCOUNT_CACHE", 20_000),
             session_timeout_ms=_positive(env, "LEDGER_SESSION_TIMEOUT_MS", 6000),
             clock_interval_s=_seconds(env, "LEDGER_CLOCK_INTERVAL_S"),
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),
@@ -157,6 +166,14 @@ def _kafka_client(env: Mapping[str, str]) -> str:
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, least=1)
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, least=0)
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, least: int) -> int:
     raw = env.get(name)
     if not raw:
         return default
@@ -164,8 +181,8 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {value}")
     return value
 
 

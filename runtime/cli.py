@@ -24,6 +24,7 @@ from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
 from runtime import analytics, projections_command, report_command, runner, send
+from runtime.processes import LoopDied
 from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
 from wire.topics import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RESULTS_TOPIC
@@ -69,8 +70,9 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
     run = verbs.add_parser(
         "run",
         help="run the command handler, the event relay and the projections",
-        description="Run the command handler, the event relay and the projections in one "
-        "process until Ctrl-C or SIGTERM. Uses LEDGER_DATABASE_URL and LEDGER_KAFKA_BOOTSTRAP "
+        description="Run the command handler, the event relay and the projections until "
+        "Ctrl-C or SIGTERM: as threads of one process, or with --workers each in a process of "
+        "its own. Uses LEDGER_DATABASE_URL and LEDGER_KAFKA_BOOTSTRAP "
         "when set; starts embedded servers under LEDGER_HOME for what is unset, and stops "
         "the ones it started on exit.",
         epilog=EPILOG,
@@ -82,6 +84,13 @@ def build_parser(codec: AvroCodec) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="also run a clock: every SECONDS, send AdvanceClock at the current time for every "
         "account (overrides LEDGER_CLOCK_INTERVAL_S)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N command-handler processes, one relay process and one projections process, "
+        "so every core works; 0 runs them as threads of one process (overrides LEDGER_WORKERS)",
     )
     run.set_defaults(action=do_run)
     add_demo_parser(verbs)
@@ -250,7 +259,15 @@ def do_run(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> in
         if args.clock < 0:
             raise ConfigError(f"--clock must not be negative, got {args.clock}")
         settings = replace(settings, clock_interval_s=args.clock)
-    runner.run(settings, stop, on_running=print_banner if sys.stdout.isatty() else None)
+    if args.workers is not None:
+        if args.workers < 0:
+            raise ConfigError(f"--workers must not be negative, got {args.workers}")
+        settings = replace(settings, workers=args.workers)
+    try:
+        runner.run(settings, stop, on_running=print_banner if sys.stdout.isatty() else None)
+    except LoopDied as died:
+        print(f"ledger: {died}; every loop was stopped (restart to resume)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`ledger run`: the command handler, the event relay and the projections in one process."""
+"""`ledger run`: the command handler, the event relay and the projections, as threads of one
+process, or each in a process of its own (LEDGER_WORKERS >= 1, runtime/processes.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import psycopg
 import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from commands.account_cache import AccountCache
 from commands.consumer import CommandConsumer
 from infra.config import Settings
 from infra.kafka import Admin, KafkaClients, TopicSpec, clients
@@ -115,12 +117,16 @@ def run(settings: Settings, stop: threading.Event, on_running: OnRunning | None 
     topics), the loops are stopped, the loss is reported, and they start again on the new
     cluster: the relay republishes the event history there.
     """
+    if settings.workers:
+        from runtime.processes import start_forkserver
+
+        start_forkserver()
     with servers(settings) as (database_url, bootstrap):
         failures = 0
         while not stop.is_set():
             try:
                 where = connect_kafka(settings, database_url, bootstrap)
-                replacement = run_on_cluster(settings, where, stop, on_running)
+                replacement = loops_runner(settings)(settings, where, stop, on_running)
                 if replacement is not None:
                     report_replaced_cluster(where, replacement)
                 failures = 0
@@ -134,6 +140,18 @@ def run(settings: Settings, stop: threading.Event, on_running: OnRunning | None 
                 )
                 stop.wait(backoff_s(failures))
     logger.info("ledger.stopped")
+
+
+RunLoops = Callable[[Settings, "Endpoints", threading.Event, OnRunning | None], str | None]
+
+
+def loops_runner(settings: Settings) -> RunLoops:
+    """Threads of this process, or a process per loop when LEDGER_WORKERS asks for workers."""
+    if settings.workers == 0:
+        return run_on_cluster
+    from runtime.processes import run_processes  # it builds its children's loops from here
+
+    return run_processes
 
 
 def backoff_s(failures: int) -> float:
@@ -156,7 +174,7 @@ def run_on_cluster(
         if settings.clock_interval_s > 0:
             loops.append(clock_loop(settings, where, stack))
         threads = [
-            threading.Thread(target=_repeat, args=(name, step, halt), name=name, daemon=True)
+            threading.Thread(target=repeat, args=(name, step, halt), name=name, daemon=True)
             for name, step in loops
         ]
         for thread in threads:
@@ -167,7 +185,7 @@ def run_on_cluster(
         admin = where.kafka.admin()
         stack.callback(admin.close)
         while replacement is None and not stop.wait(CLUSTER_CHECK_S):
-            replacement = _other_cluster(admin, where.cluster_id)
+            replacement = other_cluster(admin, where.cluster_id)
         logger.info("ledger.stopping", reason="stop" if replacement is None else "new cluster")
         halt.set()
         for thread in threads:
@@ -175,7 +193,8 @@ def run_on_cluster(
     return replacement
 
 
-def _other_cluster(admin: Admin, cluster_id: str) -> str | None:
+def other_cluster(admin: Admin, cluster_id: str) -> str | None:
+    """The cluster id the broker answers now, if it is not `cluster_id`."""
     try:
         current = admin.cluster_id()
     except Exception:  # the broker is unreachable for now: the loops back off meanwhile
@@ -215,7 +234,8 @@ def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tupl
     stack.callback(consumer.close)
     producer = where.kafka.producer()
     stack.callback(producer.close)
-    handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id)
+    cache = AccountCache(settings.account_cache)
+    handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id, cache)
     handler.subscribe([COMMANDS_TOPIC])
     return "commands", lambda: len(handler.run_once())
 
@@ -276,7 +296,8 @@ def clock_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
     return "clock", clock.run_once
 
 
-def _repeat(name: str, step: Step, stop: threading.Event) -> None:
+def repeat(name: str, step: Step, stop: threading.Event) -> None:
+    """Run `step` until `stop` is set, backing off after each failure."""
     failures = 0
     while not stop.is_set():
         try:

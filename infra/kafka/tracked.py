@@ -26,6 +26,7 @@ class TrackedLoop(Generic[Result]):
     `stored_offset` answers the last offset of a partition that `process` has stored. A seek
     that fails when partitions are assigned (the database is down during a rebalance) is
     retried before the next poll instead of letting the consumer read from offset 0.
+    `on_rebalance`, if given, is called whenever partitions are assigned or revoked.
     """
 
     def __init__(
@@ -35,12 +36,14 @@ class TrackedLoop(Generic[Result]):
         stored_offset: Callable[[Partition], int | None],
         process: Callable[[list[Message]], Result],
         idle: Callable[[], Result],
+        on_rebalance: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.consumer = consumer
         self.stored_offset = stored_offset
         self.process = process
         self.idle = idle
+        self.on_rebalance = on_rebalance or _nothing
         self._resync = False
 
     def subscribe(self, topics: Sequence[str]) -> None:
@@ -49,6 +52,7 @@ class TrackedLoop(Generic[Result]):
 
     def on_assigned(self, partitions: Sequence[Partition]) -> None:
         """Seek newly assigned partitions to their stored offsets, or retry before next poll."""
+        self.on_rebalance()
         try:
             self.seek_to_stored(partitions)
         except Exception as error:  # the client would swallow it and read from offset 0
@@ -57,6 +61,7 @@ class TrackedLoop(Generic[Result]):
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         """Say which partitions this worker no longer reads."""
+        self.on_rebalance()
         logger.info("kafka.partitions.revoked", partitions=[f"{t}/{p}" for t, p in partitions])
 
     def seek_to_stored(self, partitions: Sequence[Partition]) -> None:
@@ -99,3 +104,7 @@ def resume_after(
         stored = stored_offset(partition)
         consumer.seek(partition, 0 if stored is None else stored + 1)
         logger.info(log_event, topic=partition[0], partition=partition[1], stored_offset=stored)
+
+
+def _nothing() -> None:
+    """No rebalance hook."""

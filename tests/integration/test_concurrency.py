@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from commands.account_cache import AccountCache
 from commands.consumer import handle_batch
 from infra.kafka import Message
 from ledger.application import BillingLedger
@@ -87,3 +88,34 @@ class TestOptimisticConcurrency:
         assert account is not None
         assert set(account.subscriptions) == {"sub-1", "sub-late"}
         assert account.version == 5
+
+
+class TestStaleCachedAccount:
+    """A worker whose cached account another worker changed meanwhile can only be refused."""
+
+    def test_a_stale_cached_account_is_refused_then_read_again(
+        self, ledgers: tuple[BillingLedger, BillingLedger]
+    ) -> None:
+        """The cached copy's next event collides with the stored one; read again, it applies."""
+        first, second = ledgers
+        cache = AccountCache(10)
+        opened = handle_batch(
+            first, CODEC, [message(0, "OpenAccount", open_account("acc-s"))], "cluster-t", cache
+        )
+        first.save(*opened.work.changed)
+        cache.keep(opened.work.accounts)
+        # The partition moved to the second worker without the first hearing of it.
+        theirs = handle_batch(
+            second, CODEC, [message(1, "Subscribe", subscribe("acc-s"))], "cluster-t"
+        )
+        second.save(*theirs.work.changed)
+        record = subscribe("acc-s", subscription_id="sub-late")
+        stale = handle_batch(first, CODEC, [message(2, "Subscribe", record)], "cluster-t", cache)
+        with pytest.raises(IntegrityError):
+            first.save(*stale.work.changed)
+        assert len(cache) == 0  # taken by the refused batch, never kept
+        retried = handle_batch(first, CODEC, [message(2, "Subscribe", record)], "cluster-t", cache)
+        first.save(*retried.work.changed)
+        account = second.account("acc-s")
+        assert account is not None and account.version == 5
+        assert set(account.subscriptions) == {"sub-1", "sub-late"}

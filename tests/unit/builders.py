@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from commands.account_cache import AccountCache
 from commands.handlers import Delivery, Outcome, process
 from commands.mapping import content_digest
 from commands.messages import (
@@ -216,8 +217,9 @@ def digest_of(command: Command) -> str:
 class Sender:
     """Delivers batches of commands to a ledger as the consumer does: process, then one save."""
 
-    def __init__(self, ledger: BillingLedger) -> None:
+    def __init__(self, ledger: BillingLedger, cache: AccountCache | None = None) -> None:
         self.ledger = ledger
+        self.cache = cache
         self.next_offset = 0
         # The account objects the command methods last changed, by account id, as saved.
         self.live_accounts: dict[str, Account] = {}
@@ -233,9 +235,11 @@ class Sender:
 
     def __call__(self, *commands: Command, poisoned: frozenset[str] = frozenset()) -> list[Outcome]:
         """Process `commands` as one batch and save every aggregate it changed."""
-        work = UnitOfWork(self.ledger)
+        work = UnitOfWork(self.ledger, self.cache)
         outcomes = process(work, self.deliveries(commands), poisoned)
         changed = work.changed
         self.ledger.save(*changed)
+        if self.cache is not None:
+            self.cache.keep(work.accounts)
         self.live_accounts |= {a.account_id: a for a in changed if isinstance(a, Account)}
         return outcomes

@@ -1,0 +1,86 @@
+"""Specification of the accounts a command worker keeps in memory between batches."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from commands.account_cache import AccountCache
+from commands.handlers import process
+from commands.unit_of_work import UnitOfWork
+from ledger.account import Account
+from ledger.application import BillingLedger
+from tests.unit.builders import Sender, in_memory_ledger, open_account, subscribe
+from tests.unit.histories import History, histories
+from tests.unit.test_properties import PROPERTY, streams
+
+
+@pytest.fixture(name="ledger")
+def fixture_ledger() -> BillingLedger:
+    return in_memory_ledger()
+
+
+def saved_account(ledger: BillingLedger, account_id: str) -> Account:
+    account = ledger.account(account_id)
+    assert account is not None
+    return account
+
+
+class TestAccountCache:
+    """Saved accounts are kept, handed out once, and dropped oldest first."""
+
+    def test_a_taken_account_is_no_longer_cached(self, ledger: BillingLedger) -> None:
+        """A unit of work takes the account out: a batch that fails cannot leave it changed."""
+        Sender(ledger)(open_account("acc-1"))
+        cache = AccountCache(10)
+        cache.keep([saved_account(ledger, "acc-1")])
+        assert list(cache.take(["acc-1", "acc-2"])) == ["acc-1"]
+        assert cache.take(["acc-1"]) == {}
+
+    def test_the_least_recently_kept_account_is_dropped_first(self, ledger: BillingLedger) -> None:
+        """Past its capacity, the cache forgets the account kept longest ago."""
+        Sender(ledger)(*(open_account(f"acc-{n}") for n in range(3)))
+        cache = AccountCache(2)
+        cache.keep(saved_account(ledger, f"acc-{n}") for n in range(3))
+        assert len(cache) == 2
+        assert sorted(cache.take(["acc-0", "acc-1", "acc-2"])) == ["acc-1", "acc-2"]
+
+    def test_an_account_with_pending_events_is_refused(self, ledger: BillingLedger) -> None:
+        """Only an account as saved may be kept: one changed in a batch never saved is a bug."""
+        Sender(ledger)(open_account("acc-1"))
+        work = UnitOfWork(ledger)
+        process(work, Sender(ledger).deliveries([subscribe("acc-1")]), frozenset())
+        changed = work.account("acc-1")
+        assert changed is not None and changed.pending_events
+        with pytest.raises(AssertionError):
+            AccountCache(1).keep([changed])
+
+
+class TestCachedBatches:
+    """A worker keeping accounts in memory stores exactly what one reading them back stores."""
+
+    def test_the_second_batch_reads_the_account_from_the_cache(self, ledger: BillingLedger) -> None:
+        """The account saved by one batch is the object the next batch changes."""
+        cache = AccountCache(10)
+        send = Sender(ledger, cache)
+        send(open_account("acc-1"))
+        kept = cache.take(["acc-1"])["acc-1"]
+        cache.keep([kept])
+        send(subscribe("acc-1"))
+        assert send.live_accounts["acc-1"] is kept
+        assert kept.version == saved_account(ledger, "acc-1").version == 3
+
+    @PROPERTY
+    @given(history=histories())
+    def test_every_stream_is_byte_identical_with_and_without_the_cache(
+        self, history: History
+    ) -> None:
+        """Random histories cut into batches: the same events, byte for byte, cached or not
+        (a cache of 2 accounts also drops and reads accounts back in between)."""
+        plain, cached, small = in_memory_ledger(), in_memory_ledger(), in_memory_ledger()
+        for ledger, cache in ((plain, None), (cached, AccountCache(100)), (small, AccountCache(2))):
+            send = Sender(ledger, cache)
+            for batch in history.batches():
+                send(*batch)
+        assert streams(cached) == streams(plain)
+        assert streams(small) == streams(plain)
