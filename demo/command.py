@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -13,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from demo.book import DEFAULT_CUSTOMERS, DEFAULT_MONTHS, DEFAULT_SEED, Book
-from demo.driver import Driver, Progress
+from demo.driver import Driver, Stopped
+from demo.ending import Where, finish
 from demo.progress import ProgressDisplay
 from infra import logs
 from infra.config import ConfigError, Settings
@@ -70,6 +70,7 @@ def do_demo(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
         signal.signal(signum, lambda *_: stop.set())
     with runner.servers(settings) as (database_url, bootstrap):
         settings = replace(settings, database_url=database_url, kafka_bootstrap=bootstrap)
+        where = Where(database_url, clients(bootstrap, settings))
         ready = threading.Event()
         ledger = threading.Thread(
             target=runner.run,
@@ -78,36 +79,33 @@ def do_demo(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> i
             daemon=True,
         )
         ledger.start()
-        if not ready.wait(READY_TIMEOUT_S):
+        try:
+            return _play(args, where, codec, ready, stop)
+        finally:
             stop.set()
-            raise ConfigError(f"the ledger did not start within {READY_TIMEOUT_S:.0f} s")
-        book = Book(args.customers, args.months, args.seed)
-        driver = Driver(
-            clients(bootstrap, settings), codec, lambda _: None, months_per_minute=args.speed
-        )
+            ledger.join(timeout=60)
+
+
+def _play(
+    args: argparse.Namespace,
+    where: Where,
+    codec: AvroCodec,
+    ready: threading.Event,
+    stop: threading.Event,
+) -> int:
+    """Play the book once the ledger runs, print the end, and serve on if asked to."""
+    if not ready.wait(READY_TIMEOUT_S):
+        raise ConfigError(f"the ledger did not start within {READY_TIMEOUT_S:.0f} s")
+    book = Book(args.customers, args.months, args.seed)
+    driver = Driver(where.kafka, codec, lambda _: None, months_per_minute=args.speed, stop=stop)
+    try:
         with ProgressDisplay() as display:
             driver.report = display
             progress = driver.play(book)
-        print(summary(progress), file=sys.stdout)
-        if args.keep_running:
-            print(f"\nThe ledger keeps serving: PostgreSQL {database_url}, Kafka {bootstrap}.")
-            print("Send more with `ledger send ...` from another terminal; Ctrl-C stops it.")
-            while not stop.wait(1.0):
-                pass
-        stop.set()
-        ledger.join(timeout=60)
+    except Stopped as stopped:
+        print(f"ledger demo: {stopped}", file=sys.stderr)
+        return 130
+    finish(where, progress, args.keep_running, sys.stdout)
+    if args.keep_running:
+        stop.wait()
     return 0
-
-
-def summary(progress: Progress) -> str:
-    """What the book did, for people on a terminal and as one JSON line elsewhere."""
-    figures = {**progress.as_dict(), "rejections": progress.rejections}
-    if not sys.stdout.isatty():
-        return json.dumps({"event": "demo.done", **figures})
-    rejections = ", ".join(f"{code} {n}" for code, n in sorted(progress.rejections.items()))
-    return (
-        f"\nPlayed {progress.months} business months: {progress.answered:,} commands answered "
-        f"({progress.answered - progress.rejected:,} accepted, {progress.rejected:,} rejected"
-        f"{': ' + rejections if rejections else ''}), {progress.events:,} events, "
-        f"in {progress.elapsed_s:.0f} s ({progress.commands_per_s:,.0f} commands/s)."
-    )
