@@ -11,13 +11,14 @@ MONTHS_IN_FLIGHT months are unanswered at once, which keeps the progress honest.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 
-from demo.book import Book, BookMonth
+from demo.ahead import months_ahead
+from demo.book import Book
 from demo.records import BookCommand
 from infra.kafka import KafkaClients, Producer, Reader
 from runtime.send import encode_command
@@ -42,12 +43,14 @@ class Progress:
     rejected: int = 0
     events: int = 0
     started: float = field(default_factory=time.monotonic)
+    finished: float | None = None  # when the last command was answered
+    settle_s: float = 0.0  # how long the read models took to catch up after that
     rejections: dict[str, int] = field(default_factory=dict)
 
     @property
     def elapsed_s(self) -> float:
-        """Wall seconds since the book started."""
-        return time.monotonic() - self.started
+        """Wall seconds from the book's start to its last answer (or to now)."""
+        return (self.finished or time.monotonic()) - self.started
 
     @property
     def commands_per_s(self) -> float:
@@ -68,29 +71,6 @@ class Progress:
             "elapsed_s": round(self.elapsed_s, 1),
             "commands_per_s": round(self.commands_per_s),
         }
-
-
-def ahead(months: Iterator[BookMonth], depth: int = 2) -> Iterator[BookMonth]:
-    """The months of `months`, decided in a thread up to `depth` months ahead of the sender.
-
-    Deciding a month takes a fair share of the time the ledger takes to answer it; the
-    ledger's loops wait on PostgreSQL and Kafka much of that time, so the two overlap.
-    """
-    decided: queue.Queue[BookMonth | BaseException | None] = queue.Queue(maxsize=depth)
-
-    def decide() -> None:
-        try:
-            for month in months:
-                decided.put(month)
-            decided.put(None)
-        except BaseException as error:  # handed to the sender, which raises it
-            decided.put(error)
-
-    threading.Thread(target=decide, name="book", daemon=True).start()
-    while (month := decided.get()) is not None:
-        if isinstance(month, BaseException):
-            raise month
-        yield month
 
 
 class Unanswered(Exception):
@@ -124,12 +104,15 @@ class Driver:
     def play(self, book: Book) -> Progress:
         """Send the whole book, month by month; answer the final progress once all is answered."""
         progress = Progress(book.month_count)
-        producer = self.kafka.producer()
-        reader = self.kafka.reader()
-        try:
+        with ExitStack() as stack:
+            producer = self.kafka.producer()
+            stack.callback(producer.close)
+            reader = self.kafka.reader()
+            stack.callback(reader.close)
             reader.assign_at_end(RESULTS_TOPIC)  # before anything is sent: no answer is missed
             answers = _Answers(reader, self.codec, progress, self, self.report)
-            for month in ahead(book.months()):
+            months = stack.enter_context(closing(months_ahead(book)))
+            for month in months:
                 self._pace(answers)
                 answers.wait_until_done(month.number - MONTHS_IN_FLIGHT)
                 progress.month = month.number
@@ -141,9 +124,7 @@ class Driver:
                 self._send(producer, answers, month.number, month.commands)
                 answers.month_sent(month.number)
             answers.wait_until_done(book.month_count)
-        finally:
-            producer.close()
-            reader.close()
+        progress.finished = time.monotonic()
         return progress
 
     def _pace(self, answers: _Answers) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -16,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from demo.driver import Progress
+from demo.driver import Progress, Stopped
 from demo.reports import demo_reports
 from infra.kafka import KafkaClients
 from infra.postgres import connect, redact
@@ -28,16 +30,30 @@ SETTLE_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class Where:
-    """Where the demo's ledger runs."""
+    """Where the demo's ledger runs, and the event that stops it (Ctrl-C)."""
 
     database_url: str
     kafka: KafkaClients
+    stop: threading.Event
 
 
 def finish(where: Where, progress: Progress, keep_running: bool, stream: TextIO) -> None:
     """Everything `ledger demo` prints once the book is played and answered."""
-    settled = settle(where)
     people = stream.isatty()
+    started = time.monotonic()
+    if people:
+        with Console(file=stream).status("The read models are catching up") as status:
+            settled = settle(
+                where,
+                lambda lag: status.update(
+                    f"The read models are catching up: {lag or 0:,} events to apply"
+                ),
+            )
+    else:
+        settled = settle(where, lambda _: None)
+    if where.stop.is_set():
+        raise Stopped("stopped while the read models were catching up")
+    progress.settle_s = time.monotonic() - started
     print(summary(progress, people), file=stream)
     if not settled:
         print(
@@ -50,29 +66,37 @@ def finish(where: Where, progress: Progress, keep_running: bool, stream: TextIO)
     stream.flush()
 
 
-def settle(where: Where, timeout_s: float = SETTLE_TIMEOUT_S) -> bool:
-    """Wait until every stored event is relayed and applied to the read models; False if that
-    took longer than `timeout_s`."""
+def settle(
+    where: Where, waiting: Callable[[int | None], None], timeout_s: float = SETTLE_TIMEOUT_S
+) -> bool:
+    """Wait until every stored event is relayed and applied to the read models, telling
+    `waiting` how many events they lag behind meanwhile; False if they did not move for
+    `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    least: int | None = None
+    while time.monotonic() < deadline and not where.stop.is_set():
         with connect(where.database_url) as connection:
             row = connection.execute(
                 "SELECT (SELECT coalesce(max(notification_id), 0) FROM billing_events) "
                 "<= (SELECT coalesce(max(notification_id), 0) FROM ledger_relay_positions)"
             ).fetchone()
-        if (
-            row is not None
-            and row[0]
-            and projections_status(where.database_url, where.kafka).lag == 0
-        ):
+        lag = projections_status(where.database_url, where.kafka).lag
+        if row is not None and row[0] and lag == 0:
             return True
-        time.sleep(0.2)
+        if lag is not None and (least is None or lag < least):
+            least, deadline = lag, time.monotonic() + timeout_s  # they move: wait on
+        waiting(lag)
+        where.stop.wait(0.2)
     return False
 
 
 def summary(progress: Progress, people: bool) -> str:
     """What the book did: a sentence for people, a `demo.done` JSON line otherwise."""
-    figures = {**progress.as_dict(), "rejections": progress.rejections}
+    figures = {
+        **progress.as_dict(),
+        "rejections": progress.rejections,
+        "read_models_s": round(progress.settle_s, 1),
+    }
     if not people:
         return json.dumps({"event": "demo.done", **figures})
     rejections = ", ".join(f"{code} {n}" for code, n in sorted(progress.rejections.items()))
@@ -80,7 +104,8 @@ def summary(progress: Progress, people: bool) -> str:
         f"\nPlayed {progress.months} business months: {progress.answered:,} commands answered "
         f"({progress.answered - progress.rejected:,} accepted, {progress.rejected:,} rejected"
         f"{': ' + rejections if rejections else ''}), {progress.events:,} events, "
-        f"in {progress.elapsed_s:.0f} s ({progress.commands_per_s:,.0f} commands/s)."
+        f"in {progress.elapsed_s:.0f} s ({progress.commands_per_s:,.0f} commands/s); the read "
+        f"models caught up {progress.settle_s:.0f} s later."
     )
 
 
