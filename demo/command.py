@@ -39,7 +39,7 @@ def add_demo_parser(verbs: Any) -> None:
         "Then wait for the read models and print the reports: balances, aging, forecast, MRR "
         "by month, charges per payment method, dunning and renegotiation outcomes (tables on a "
         "terminal, JSON lines otherwise). The default book, 500 customers over 12 months (about "
-        "15,300 commands), takes about a minute on a quiet two-core machine. The same --seed "
+        "15,300 commands), plays in about a minute on a quiet two-core machine. The same --seed "
         "gives the same book and the same read models. A ledger that already holds other "
         "commands is refused (use another LEDGER_HOME); the same book again changes nothing.",
     )
