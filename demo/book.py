@@ -25,7 +25,7 @@ from demo.records import BookCommand
 from ledger.calendar import IntervalUnit, period_boundary
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-DEFAULT_CUSTOMERS = 500
+DEFAULT_CUSTOMERS = 200
 DEFAULT_MONTHS = 12
 DEFAULT_SEED = 13
 # The share of customers already on the books in the first month; the rest sign up over time.

@@ -38,8 +38,9 @@ def add_demo_parser(verbs: Any) -> None:
         "changes, pauses, cancellations and feedback, month after month, counting the results. "
         "Then wait for the read models and print the reports: balances, aging, forecast, MRR "
         "by month, charges per payment method, dunning and renegotiation outcomes (tables on a "
-        "terminal, JSON lines otherwise). The default book, 500 customers over 12 months (about "
-        "15,300 commands), plays in about a minute on a quiet two-core machine. The same --seed "
+        "terminal, JSON lines otherwise). The default book, 200 customers over 12 months (about "
+        "6,300 commands), plays in well under a minute on a quiet two-core machine, the read "
+        "models catching up after it. The same --seed "
         "gives the same book and the same read models. A ledger that already holds other "
         "commands is refused (use another LEDGER_HOME); the same book again changes nothing.",
     )
@@ -47,7 +48,7 @@ def add_demo_parser(verbs: Any) -> None:
         "--customers",
         type=int,
         default=DEFAULT_CUSTOMERS,
-        help="customers of the book (default %(default)s; 1000 takes about twice as long)",
+        help="customers of the book (default %(default)s; 1000 takes about five times as long)",
     )
     demo.add_argument(
         "--months", type=int, default=DEFAULT_MONTHS, help="business months (default %(default)s)"
