@@ -19,13 +19,13 @@ from functools import partial
 from demo.catalogue import PRICE_RISE_NOTICE, STARTER_NEW_PRICE_MINOR, CatalogueYear, plan_weights
 from demo.changes import announce_price_rise
 from demo.customers import draw_customer
-from demo.desk import Desk
+from demo.desk import Desk, command_ids, next_command_id
 from demo.life import Life
 from demo.records import BookCommand
 from ledger.calendar import IntervalUnit, period_boundary
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-DEFAULT_CUSTOMERS = 1_000
+DEFAULT_CUSTOMERS = 200
 DEFAULT_MONTHS = 12
 DEFAULT_SEED = 13
 # The share of customers already on the books in the first month; the rest sign up over time.
@@ -67,6 +67,16 @@ class Book:
         self.seed = seed
         self.start = start
 
+    @property
+    def shape(self) -> str:
+        """The book's size, as `customers`x`months`."""
+        return f"{self.customers}x{self.month_count}"
+
+    @property
+    def first_command_id(self) -> str:
+        """The id of the book's first command, known without deciding the book."""
+        return next_command_id(command_ids(self.seed, self.shape))
+
     def months(self) -> Iterator[BookMonth]:
         """The book's months in order, each decided when asked for."""
         return _Run(self).months()
@@ -82,7 +92,7 @@ class _Run:
 
     def __init__(self, book: Book) -> None:
         self.book = book
-        self.desk = Desk(book.seed)
+        self.desk = Desk(book.seed, book.shape)
         self.catalogue = CatalogueYear(book.month_count)
         self.retired: set[str] = set()
         self.lives: dict[str, Life] = {}

@@ -15,10 +15,9 @@ from demo.shadow import Answer, Shadow
 class Desk:
     """Sends the book's commands as an upstream system would, in the order it decides them."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, shape: str) -> None:
         self.shadow = Shadow()
-        # Command ids come from their own generator, so they depend on the seed alone.
-        self._ids = random.Random(f"billing-ledger-demo:{seed}:command-ids")
+        self._ids = command_ids(seed, shape)
         self.sent: list[BookCommand] = []
         self.rejections: Counter[str] = Counter()
 
@@ -38,4 +37,15 @@ class Desk:
         return sorted(sent, key=lambda c: c.issued_at)
 
     def _new_command_id(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        return next_command_id(self._ids)
+
+
+def command_ids(seed: int, shape: str) -> random.Random:
+    """The generator of a book's command ids: they depend on the seed and the book's shape
+    (`customers`x`months`) alone, so two different books never share a command id."""
+    return random.Random(f"billing-ledger-demo:{seed}:{shape}:command-ids")
+
+
+def next_command_id(ids: random.Random) -> str:
+    """The next command id of `ids`."""
+    return str(uuid.UUID(int=ids.getrandbits(128), version=4))

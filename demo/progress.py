@@ -49,9 +49,9 @@ class ProgressDisplay:
         """Show `progress`."""
         if self._bar is not None:
             self._show_live(self._bar, progress)
-        elif progress.month_done and progress.month != self._last_month:
+        elif progress.months_done != self._last_month:
             self.line(progress)
-            self._last_month = progress.month
+            self._last_month = progress.months_done
 
     def line(self, progress: BookProgress) -> None:
         """One JSON line of progress."""
@@ -68,7 +68,9 @@ class ProgressDisplay:
         )
         if self._task is None:
             self._task = bar.add_task("book", total=progress.months, business_month="", counts="")
-        done = progress.month if progress.month_done else progress.month - 1
         bar.update(
-            self._task, completed=done, business_month=progress.business_month, counts=counts
+            self._task,
+            completed=progress.months_done,
+            business_month=progress.business_month,
+            counts=counts,
         )

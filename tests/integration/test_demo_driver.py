@@ -51,8 +51,8 @@ class TestDriver:
         done: list[int] = []
 
         def report(progress: Progress) -> None:
-            if progress.month_done:
-                done.append(progress.month)
+            if progress.months_done and progress.months_done not in done:
+                done.append(progress.months_done)
 
         assert settings.kafka_bootstrap is not None
         driver = Driver(clients(settings.kafka_bootstrap, settings), AvroCodec(), report)
