@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from runtime.forecast_model import midnight
+from projections.forecast_model import midnight
 from runtime.metrics_model import LIVE, Timeline, Version, cohort_rows, period_row
 
 DAILY_DAYS = 31  # the daily section covers the days up to the as-of day
