@@ -1,11 +1,13 @@
 """`ledger projections rebuild`: read models built again from the whole history, beside the live ones.
 
-The history is read from the event store (it always holds all of it, whatever billing.events
-still keeps), encoded and decoded exactly as the relay and the projector do, and applied to new
-tables in the PostgreSQL schema REBUILD_SCHEMA. Each table is then compared with the live one
-by a checksum of its rows; a difference is reported by table and key. With `swap`, the rebuilt
-tables replace the live ones in one transaction, after the events stored meanwhile are applied
-under a lock that holds the projector back.
+The history is read from billing.events when the topic still holds all of it (its earliest
+offsets are 0 and it holds at least as many messages as the store has events), else from the
+event store, which always does; `source` forces one (runtime/history.py reads both). Stored
+events are encoded and decoded exactly as the relay and the projector do. The events are
+applied to new tables in the PostgreSQL schema REBUILD_SCHEMA; each table is then compared
+with the live one by a checksum of its rows; a difference is reported by table and key. With
+`swap`, the rebuilt tables replace the live ones in one transaction, after the events stored
+meanwhile are applied under a lock that holds the projector back.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from infra.kafka import KafkaClients
 from infra.postgres import connect
 from ledger.application import BillingLedger
 from projections.projector import Projection
-from wire.codec import AvroCodec
-from wire.event_records import outgoing
+from runtime.history import Event, Page, open_history, store_pages
 
 REBUILD_SCHEMA = "read_models_rebuild"
-PAGE = 1000
-Progress = Callable[[int, int], None]  # (events done, events in the store)
+Progress = Callable[[int, int], None]  # (messages read, messages in the history)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Outcome:
     seconds: float
     differences: dict[str, list[str]] = field(default_factory=dict)  # table -> keys differing
     swapped: bool = False
+    source: str = "store"  # where the history was read: events (billing.events) or store
 
     @property
     def events_per_s(self) -> float:
@@ -51,19 +53,36 @@ def rebuild(
     *,
     swap: bool = False,
     progress: Progress | None = None,
+    source: str = "auto",
+    kafka: KafkaClients | None = None,
 ) -> Outcome:
-    """Rebuild `models` into REBUILD_SCHEMA from the store, compare, and swap in if asked."""
+    """Rebuild `models` into REBUILD_SCHEMA from the history, compare, and swap in if asked.
+
+    `source`: `events` (billing.events, on the broker `kafka` reaches), `store`, or `auto`:
+    the topic when it holds the whole history, else the store (always without `kafka`).
+    """
     started = time.monotonic()
+    history = open_history(ledger, database_url, source, kafka)
     with connect(database_url) as connection:
         live = live_schema(connection)
         _fresh_schema(connection, models)
-        position, events = _apply_history(ledger, connection, models, 0, progress)
-        outcome = Outcome(events, time.monotonic() - started)
+        events = _apply(connection, models, history.pages(), progress)
+        outcome = Outcome(events, time.monotonic() - started, source=history.name)
         outcome.differences = compare(connection, models, live)
         if swap:
-            _swap(ledger, connection, models, position, live)
+            _swap(ledger, connection, models, history.covers, live)
             outcome.swapped = True
     return outcome
+
+
+def with_requirements(
+    models: Sequence[Projection], registry: Sequence[Projection]
+) -> list[Projection]:
+    """`models` and the models whose tables they read (`requires`), in the registry's order."""
+    names = {model.name for model in models}
+    for model in models:
+        names |= set(getattr(model, "requires", ()))
+    return [model for model in registry if model.name in names]
 
 
 def live_schema(connection: psycopg.Connection[Any]) -> str:
@@ -91,46 +110,36 @@ def _use_rebuild_schema(connection: psycopg.Connection[Any]) -> None:
     )
 
 
-def _apply_history(
-    ledger: BillingLedger,
+def _apply(
     connection: psycopg.Connection[Any],
     models: Sequence[Projection],
-    after: int,
+    pages: Iterator[Page],
     progress: Progress | None,
-) -> tuple[int, int]:
-    """Apply every stored event after notification `after`; answer the last id and the count."""
-    codec = AvroCodec()
-    total = ledger.recorder.max_notification_id() or 0
-    position, count = after, 0
-    for page in _pages(ledger, after):
+) -> int:
+    """Apply every page of events to `models`, a transaction each; answer the events applied."""
+    count = 0
+    for page in pages:
         # A pipeline sends the page's statements without waiting for each answer.
         with connection.pipeline(), connection.transaction(), connection.cursor() as cursor:
             _use_rebuild_schema(connection)
-            for notification in page:
-                message = outgoing(
-                    ledger.mapper.to_domain_event(notification), notification.id, codec
-                )
-                decoded = codec.decode(message.value or b"")
-                if decoded.schema_name.startswith("billing.events."):
-                    event_type = decoded.schema_name.rpartition(".")[2]
-                    for model in models:
-                        model.apply(cursor, event_type, decoded.record)
-                    count += 1
-        position = page[-1].id
+            apply_page(cursor, models, page.events)
+        count += len(page.events)
         if progress is not None:
-            progress(position, max(total, position))
-    return position, count
+            progress(page.done, page.total)
+    return count
 
 
-def _pages(ledger: BillingLedger, after: int) -> Iterator[list[Any]]:
-    while True:
-        page = ledger.recorder.select_notifications(
-            start=after, limit=PAGE, inclusive_of_start=False
-        )
-        if not page:
-            return
-        yield list(page)
-        after = page[-1].id
+def apply_page(
+    cursor: psycopg.Cursor[Any], models: Sequence[Projection], events: Sequence[Event]
+) -> None:
+    """Apply the events to each model: the whole page at once where a model takes batches."""
+    for model in models:
+        batch = getattr(model, "apply_batch", None)
+        if batch is not None:
+            batch(cursor, events)
+        else:
+            for event_type, record in events:
+                model.apply(cursor, event_type, record)
 
 
 def compare(
@@ -180,12 +189,15 @@ def _swap(
     schema: str,
 ) -> None:
     """Replace the live tables with the rebuilt ones, in one transaction that first applies the
-    events stored since the rebuild read the store, holding the projector back meanwhile."""
+    events stored after notification `position`, holding the projector back meanwhile."""
     tables = [t for model in models for t in model.tables]
     live = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
     with connection.transaction():
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(live))
-        _apply_history(ledger, connection, models, position, None)
+        _use_rebuild_schema(connection)
+        with connection.cursor() as cursor:
+            for page in store_pages(ledger, position):
+                apply_page(cursor, models, page.events)
         connection.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         for table in tables:
             connection.execute(

@@ -12,10 +12,9 @@ import psycopg
 from infra.postgres import connect
 from runtime import report_output, reports
 from runtime.report_forecast import forecast_report
-from runtime.report_format import render
 from runtime.report_metrics import metrics_report
 
-# Reports of several sections (rows of named values), printed by report_format.render.
+# Reports of several sections (rows of named values), printed by report_output.write_sections.
 SectionsBuild = Callable[..., dict[str, list[dict[str, Any]]]]
 SECTIONED: dict[str, tuple[str, SectionsBuild]] = {
     "forecast": (
@@ -87,7 +86,7 @@ def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) 
             f"report {args.kind}: {str(error).strip()} (has the ledger run once, creating its "
             "read models?)"
         ) from None
-    stream.write(render(sections, args.format))
+    report_output.write_sections(sections, args.format, stream)
     return 0
 
 

@@ -17,6 +17,7 @@ import psycopg
 from projections.forecast_book import HORIZON_DAYS, forecast_days, load_book
 from projections.forecast_model import Estimate, Probabilities, midnight
 from projections.forecast_snapshots import SETTLE_DAYS
+from runtime.reports import latest_business_time
 
 ACCURACY_DAYS = 30  # past days whose forecast is set against what was collected
 LEAD_DAYS = 7  # a past day is judged by the forecast made this many days before it
@@ -92,16 +93,6 @@ def currencies(connection: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in rows]
 
 
-def latest_business_time(connection: psycopg.Connection[Any]) -> datetime | None:
-    """The latest business time the forecast's read model knows: the default as-of."""
-    row = connection.execute(
-        "SELECT GREATEST((SELECT max(issued_at) FROM forecast_items), "
-        "(SELECT max(settled_at) FROM forecast_settlements), "
-        "(SELECT max(valid_from) FROM subscription_versions))"
-    ).fetchone()
-    return None if row is None else row[0]
-
-
 def forecast_report(
     connection: psycopg.Connection[Any],
     as_of: datetime | None = None,
@@ -109,6 +100,8 @@ def forecast_report(
     days: int = HORIZON_DAYS,
 ) -> dict[str, list[Row]]:
     """The report's sections: days, past_due, probabilities, accuracy (rows per currency)."""
+    # The latest account event's time, not a subscription version's: a cancellation's
+    # version is valid from the end of its period, which may lie ahead.
     as_of = as_of or latest_business_time(connection)
     sections: dict[str, list[Row]] = {
         "days": [],

@@ -67,3 +67,15 @@ class TestReadModelDocs:
         text = section(table)
         _, columns = TABLES[table]
         assert [c for c in columns if f"`{c}`" not in text] == []
+
+
+class TestRebuildRequirements:
+    """A model rebuilt alone brings the models whose tables it reads."""
+
+    def test_snapshots_bring_the_forecast_and_subscriptions(self) -> None:
+        """forecast_snapshots reads forecast_* and subscription_versions: all three, in order."""
+        from runtime.rebuild import with_requirements
+
+        (snapshots,) = [m for m in READ_MODELS if m.name == "forecast_snapshots"]
+        names = [m.name for m in with_requirements([snapshots], READ_MODELS)]
+        assert names == ["subscriptions", "forecast", "forecast_snapshots"]
