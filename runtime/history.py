@@ -61,6 +61,11 @@ def open_history(
     covers = relayed(database_url, kafka)  # read before the heads: all of it is below them
     reader = kafka.reader()
     earliest = reader.assign_at_start(EVENTS_TOPIC)
+    if not earliest:
+        reader.close()
+        if source == "auto":
+            return _store_history(ledger)
+        raise HistoryError(f"the broker has no topic {EVENTS_TOPIC}")
     heads = kafka.high_watermarks(EVENTS_TOPIC, earliest)
     missing = sorted(set(earliest) - set(heads))
     stored = stored_events(database_url)

@@ -216,11 +216,12 @@ class ConfluentReader:
         self._consumer.assign(partitions)
 
     def assign_at_start(self, topic: str) -> dict[int, int]:
-        """Assign every partition of `topic` at its earliest offset; answer those offsets."""
+        """Assign every partition of `topic` at its earliest offset; answer those offsets
+        (none when the broker has no such topic)."""
         metadata = self._consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         described = metadata.topics.get(topic)
         if described is None or described.error is not None or not described.partitions:
-            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, topic))
+            return {}
         earliest = {}
         for number in sorted(described.partitions):
             start, _ = self._consumer.get_watermark_offsets(

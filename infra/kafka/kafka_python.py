@@ -179,10 +179,11 @@ class KafkaPythonReader:
             self._consumer.position(partition)
 
     def assign_at_start(self, topic: str) -> dict[int, int]:
-        """Assign every partition of `topic` at its earliest offset; answer those offsets."""
+        """Assign every partition of `topic` at its earliest offset; answer those offsets
+        (none when the broker has no such topic)."""
         numbers = self._consumer.partitions_for_topic(topic)
         if not numbers:
-            raise KafkaError(f"the broker has no topic {topic!r}")
+            return {}
         partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
         self._consumer.assign(partitions)
         earliest = self._consumer.beginning_offsets(partitions)
