@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from projections.registry import READ_MODELS
+from runtime.rebuild import with_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", re.S)
@@ -74,8 +75,6 @@ class TestRebuildRequirements:
 
     def test_snapshots_bring_the_forecast_and_subscriptions(self) -> None:
         """forecast_snapshots reads forecast_* and subscription_versions: all three, in order."""
-        from runtime.rebuild import with_requirements
-
         (snapshots,) = [m for m in READ_MODELS if m.name == "forecast_snapshots"]
         names = [m.name for m in with_requirements([snapshots], READ_MODELS)]
         assert names == ["subscriptions", "forecast", "forecast_snapshots"]
