@@ -19,7 +19,7 @@ from infra.config import Settings
 from infra.kafka import clients
 from infra.postgres import connect
 from projections.registry import READ_MODELS
-from runtime.report_format import render
+from runtime.report_output import write_sections
 from wire.topics import EVENTS_TOPIC, RESULTS_TOPIC
 
 
@@ -39,7 +39,7 @@ def reconcile(args: argparse.Namespace, url: str, settings: Settings, bootstrap:
     if args.format == "json":
         sys.stdout.write(json.dumps(sections | {"reconciled": not differences}, indent=2) + "\n")
     else:
-        sys.stdout.write(render(sections, "table"))
+        write_sections(sections, "table", sys.stdout)
         checked = "books and read models" + ("" if bootstrap is None else " and topics")
         count = len(differences)
         verdict = f"{count} difference{'' if count == 1 else 's'}" if count else "RECONCILED"

@@ -13,7 +13,7 @@ from audit.history import History, Knowledge
 from audit.replay import Replay, replay
 from audit.replay_rows import Row, balance_row, changes, delinquency_row, invoice_rows
 from audit.store import snapshot
-from runtime.report_format import render
+from runtime.report_output import write_sections
 
 
 def replay_view(args: argparse.Namespace, url: str) -> int:
@@ -102,7 +102,7 @@ def _print(sections: dict[str, list[Row]], output_format: str) -> None:
     if output_format == "json":
         sys.stdout.write(json.dumps(plain, indent=2) + "\n")
     else:
-        sys.stdout.write(render(plain, "table"))
+        write_sections(plain, "table", sys.stdout)
 
 
 def _value(value: Any) -> Any:

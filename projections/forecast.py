@@ -4,7 +4,7 @@ The projection stores state only: receivable items (invoices and renegotiation i
 with their due dates, every settlement of an item with its business time, and the payment
 method kind an account is charged with. The forecast itself (scheduled and expected inflow,
 the collection probabilities, the band and the accuracy of past days) is computed as of a
-time by `runtime/forecast_model.py` from these rows and `subscription_versions`, so that any
+time by `projections/forecast_model.py` from these rows and `subscription_versions`, so that any
 past day's forecast is reproduced exactly from what was known then.
 
 Rows are keyed by account version (settlements) or keep the last account version applied
@@ -82,6 +82,19 @@ CREATE TABLE IF NOT EXISTS forecast_accounts (
 COMMENT ON TABLE forecast_accounts IS 'Each account''s currency and how it is charged now.';
 COMMENT ON COLUMN forecast_accounts.default_method_kind IS
     'Kind of the default payment method (DefaultPaymentMethodSet); none without one. Future invoices are forecast with it.';
+COMMENT ON COLUMN forecast_accounts.account_id IS 'The account (AccountOpened).';
+COMMENT ON COLUMN forecast_accounts.currency IS 'ISO 4217 code of the account''s amounts (AccountOpened).';
+COMMENT ON COLUMN forecast_accounts.account_version IS 'The last account event applied to the row.';
+COMMENT ON COLUMN forecast_items.account_id IS 'The account the item is owed by.';
+COMMENT ON COLUMN forecast_items.item_id IS 'The invoice id, or <plan_id>/<k> of a renegotiation installment.';
+COMMENT ON COLUMN forecast_items.currency IS 'ISO 4217 code of amount_minor.';
+COMMENT ON COLUMN forecast_settlements.account_id IS 'The account of the settling event.';
+COMMENT ON COLUMN forecast_settlements.account_version IS 'The settling event (its account version).';
+COMMENT ON COLUMN forecast_settlements.item_id IS 'The item it settles (forecast_items.item_id).';
+COMMENT ON COLUMN forecast_settlements.settled_at IS 'Business time of the settling event.';
+COMMENT ON COLUMN forecast_payment_methods.account_id IS 'The account the method is on file for.';
+COMMENT ON COLUMN forecast_payment_methods.payment_method_id IS 'The method (PaymentMethodAdded).';
+COMMENT ON COLUMN forecast_payment_methods.kind IS 'Its kind, e.g. credit_card or bank_transfer.';
 """
 
 NO_METHOD = "none"

@@ -73,6 +73,19 @@ CREATE TABLE IF NOT EXISTS metrics_feedback (
     PRIMARY KEY (account_id, feedback_id)
 );
 COMMENT ON TABLE metrics_feedback IS 'Every feedback score from 0 to 10 (FeedbackRecorded).';
+COMMENT ON COLUMN metrics_feedback.account_id IS 'The account that answered.';
+COMMENT ON COLUMN metrics_feedback.feedback_id IS 'The feedback (FeedbackRecorded.feedback_id).';
+COMMENT ON COLUMN metrics_feedback.score IS 'The score, 0 to 10: 0-6 detractor, 7-8 passive, 9-10 promoter.';
+COMMENT ON COLUMN metrics_feedback.recorded_at IS 'Business time it was recorded.';
+COMMENT ON COLUMN metrics_invoices.account_id IS 'The account invoiced.';
+COMMENT ON COLUMN metrics_invoices.invoice_id IS 'The invoice (InvoiceIssued) or installment (DebtRenegotiated schedule).';
+COMMENT ON COLUMN metrics_invoices.currency IS 'ISO 4217 code of its amounts.';
+COMMENT ON COLUMN metrics_invoices.issued_at IS 'Business time it was issued.';
+COMMENT ON COLUMN metrics_renegotiations.account_id IS 'The account renegotiated.';
+COMMENT ON COLUMN metrics_renegotiations.plan_id IS 'The renegotiation plan (DebtRenegotiated.plan_id).';
+COMMENT ON COLUMN metrics_renegotiations.currency IS 'ISO 4217 code of its amounts.';
+COMMENT ON COLUMN metrics_renegotiations.agreed_at IS 'Business time the plan was agreed.';
+COMMENT ON COLUMN metrics_renegotiations.installments IS 'Installments of its schedule.';
 """
 
 _INVOICE_SQL = (

@@ -6,6 +6,7 @@ from projections.balances import Balances
 from projections.delinquency import Delinquency
 from projections.failures import FAILURES_TABLE
 from projections.forecast import Forecast
+from projections.forecast_snapshots import ForecastSnapshots
 from projections.invoices import Invoices
 from projections.metrics import Metrics
 from projections.plans import Plans
@@ -22,6 +23,7 @@ READ_MODELS: tuple[Projection, ...] = (
     Subscriptions(),
     Forecast(),
     Metrics(),
+    ForecastSnapshots(),  # after the forecast and subscriptions: it reads their rows
 )
 # The projector that feeds READ_MODELS in `ledger run`: its positions and failures carry it.
 READ_MODELS_PROJECTOR = "read-models"

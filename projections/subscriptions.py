@@ -96,6 +96,16 @@ COMMENT ON COLUMN subscription_versions.announced_price_minor IS
 COMMENT ON COLUMN subscription_versions.mrr_minor IS
     'Monthly recurring revenue of this version in minor units: 0 unless ACTIVE and past its trial; '
     'MONTH price/count, YEAR price/(12 count), DAY price x 30/count, rounded half up.';
+COMMENT ON COLUMN subscription_versions.account_id IS 'The account subscribed.';
+COMMENT ON COLUMN subscription_versions.subscription_id IS 'The subscription (Subscribed.subscription_id).';
+COMMENT ON COLUMN subscription_versions.currency IS 'ISO 4217 code of its prices.';
+COMMENT ON COLUMN subscription_versions.plan_id IS 'The plan in force.';
+COMMENT ON COLUMN subscription_versions.interval_count IS 'Billed every interval_count interval_units.';
+COMMENT ON COLUMN subscription_versions.started_at IS 'Business time it was subscribed.';
+COMMENT ON COLUMN subscription_versions.trial_ends_at IS 'End of its trial; null: none.';
+COMMENT ON COLUMN subscription_versions.cycle_base IS 'The number of the cycle that starts at anchor (0 without an anchor).';
+COMMENT ON COLUMN subscription_versions.announced_from IS
+    'The date from which the first cycle starting on or after it pays announced_price_minor.';
 """
 
 

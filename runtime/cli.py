@@ -23,7 +23,7 @@ from infra.kafka import KafkaClients, Outgoing, clients
 from infra.postgres import redact
 from local import embedded
 from projections.registry import read_model_tables
-from runtime import analytics, projections_command, report_command, runner, send
+from runtime import analytics, history, projections_command, report_command, runner, send
 from runtime.processes import LoopDied
 from runtime.projections_status import projections_status
 from wire.codec import AvroCodec, AvroError
@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AvroError,
         analytics.AnalyticsError,
         report_command.ReportError,
+        history.HistoryError,
         NoServer,
         *audit_cli.ERRORS,
     ) as error:
@@ -321,8 +322,12 @@ def do_report(args: argparse.Namespace, settings: Settings, codec: AvroCodec) ->
 
 
 def do_projections_rebuild(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
-    """`ledger projections rebuild`."""
-    return projections_command.run(args, _database_url(settings))
+    """`ledger projections rebuild`: the history from billing.events when a broker is there."""
+    try:
+        kafka: KafkaClients | None = clients(_bootstrap(settings), settings)
+    except NoServer:
+        kafka = None  # no broker configured or running: the event store is the history
+    return projections_command.run(args, _database_url(settings), kafka)
 
 
 def do_infra(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:

@@ -1,11 +1,13 @@
 """`ledger projections rebuild`: read models built again from the whole history, beside the live ones.
 
-The history is read from the event store (it always holds all of it, whatever billing.events
-still keeps), encoded and decoded exactly as the relay and the projector do, and applied to new
-tables in the PostgreSQL schema REBUILD_SCHEMA. Each table is then compared with the live one
-by a checksum of its rows; a difference is reported by table and key. With `swap`, the rebuilt
-tables replace the live ones in one transaction, after the events stored meanwhile are applied
-under a lock that holds the projector back.
+The history is read from billing.events when the topic still holds all of it (its earliest
+offsets are 0 and it holds at least as many messages as the store has events), else from the
+event store, which always does; `source` forces one (runtime/history.py reads both). Stored
+events are encoded and decoded exactly as the relay and the projector do. The events are
+applied to new tables in the PostgreSQL schema REBUILD_SCHEMA; each table is then compared
+with the live one by a checksum of its rows; a difference is reported by table and key. With
+`swap`, the rebuilt tables replace the live ones in one transaction, after the events stored
+meanwhile are applied under a lock that holds the projector back.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import psycopg
 from eventsourcing.persistence import Mapper, Notification
 from psycopg import sql
 
+from infra.kafka import KafkaClients
 from infra.postgres import connect
 from ledger.application import BillingLedger
 from projections.projector import Projection
+from runtime.history import Event, Page, decoded_event, open_history, store_pages
 from wire.codec import AvroCodec
 from wire.event_records import outgoing
 
 REBUILD_SCHEMA = "read_models_rebuild"
-PAGE = 5000  # events per read of the store and per batch applied
-Progress = Callable[[int, int], None]  # (events done, events in the store)
+Progress = Callable[[int, int], None]  # (messages read, messages in the history)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Outcome:
     seconds: float
     differences: dict[str, list[str]] = field(default_factory=dict)  # table -> keys differing
     swapped: bool = False
+    source: str = "store"  # where the history was read: events (billing.events) or store
 
     @property
     def events_per_s(self) -> float:
@@ -52,19 +56,36 @@ def rebuild(
     *,
     swap: bool = False,
     progress: Progress | None = None,
+    source: str = "auto",
+    kafka: KafkaClients | None = None,
 ) -> Outcome:
-    """Rebuild `models` into REBUILD_SCHEMA from the store, compare, and swap in if asked."""
+    """Rebuild `models` into REBUILD_SCHEMA from the history, compare, and swap in if asked.
+
+    `source`: `events` (billing.events, on the broker `kafka` reaches), `store`, or `auto`:
+    the topic when it holds the whole history, else the store (always without `kafka`).
+    """
     started = time.monotonic()
+    history = open_history(ledger, database_url, source, kafka)
     with connect(database_url) as connection:
         live = live_schema(connection)
         _fresh_schema(connection, models)
-        position, events = _apply_history(ledger, connection, models, 0, progress)
-        outcome = Outcome(events, time.monotonic() - started)
+        events = _apply(connection, models, history.pages(), progress)
+        outcome = Outcome(events, time.monotonic() - started, source=history.name)
         outcome.differences = compare(connection, models, live)
         if swap:
-            _swap(ledger, connection, models, position, live)
+            _swap(ledger, connection, models, history.covers, live)
             outcome.swapped = True
     return outcome
+
+
+def with_requirements(
+    models: Sequence[Projection], registry: Sequence[Projection]
+) -> list[Projection]:
+    """`models` and the models whose tables they read (`requires`), in the registry's order."""
+    names = {model.name for model in models}
+    for model in models:
+        names |= set(getattr(model, "requires", ()))
+    return [model for model in registry if model.name in names]
 
 
 def live_schema(connection: psycopg.Connection[Any]) -> str:
@@ -92,28 +113,33 @@ def _use_rebuild_schema(connection: psycopg.Connection[Any]) -> None:
     )
 
 
-def _apply_history(
-    ledger: BillingLedger,
+def _apply(
     connection: psycopg.Connection[Any],
     models: Sequence[Projection],
-    after: int,
+    pages: Iterator[Page],
     progress: Progress | None,
-) -> tuple[int, int]:
-    """Apply every stored event after notification `after`; answer the last id and the count."""
-    codec = AvroCodec()
-    total = ledger.recorder.max_notification_id() or 0
-    position, count, pages = after, 0, 0
-    for page in _pages(ledger, after):
+) -> int:
+    """Apply every page of events to `models`, a transaction each; answer the events applied."""
+    count, pages_done = 0, 0
+    for page in pages:
         with connection.transaction(), connection.cursor() as cursor:
             _use_rebuild_schema(connection)
-            count += apply_notifications(cursor, models, ledger.mapper, page, codec)
-            pages += 1
-            if pages & (pages - 1) == 0:
+            apply_page(cursor, models, page.events)
+            pages_done += 1
+            if pages_done & (pages_done - 1) == 0:
                 _analyze(cursor, models)
-        position = page[-1].id
+        count += len(page.events)
         if progress is not None:
-            progress(position, max(total, position))
-    return position, count
+            progress(page.done, page.total)
+    return count
+
+
+def apply_page(
+    cursor: psycopg.Cursor[Any], models: Sequence[Projection], events: Sequence[Event]
+) -> None:
+    """Apply the events to each model as the projector applies one batch."""
+    for model in models:
+        model.apply_batch(cursor, events)
 
 
 def apply_notifications(
@@ -123,17 +149,16 @@ def apply_notifications(
     notifications: Iterable[Notification],
     codec: AvroCodec,
 ) -> int:
-    """Apply stored events to `models` as the projector would, as one batch: encoded as the
-    relay publishes them and decoded again; answer how many were billing.events events (not
-    receipts)."""
+    """Apply stored events to `models` as one batch, encoded as the relay publishes them and
+    decoded again; answer how many were billing.events events (not receipts)."""
     events = []
     for notification in notifications:
-        message = outgoing(mapper.to_domain_event(notification), notification.id, codec)
-        decoded = codec.decode(message.value or b"")
-        if decoded.schema_name.startswith("billing.events."):
-            events.append((decoded.schema_name.rpartition(".")[2], decoded.record))
-    for model in models:
-        model.apply_batch(cursor, events)
+        event = decoded_event(
+            codec, outgoing(mapper.to_domain_event(notification), notification.id, codec)
+        )
+        if event is not None:
+            events.append(event)
+    apply_page(cursor, models, events)
     return len(events)
 
 
@@ -142,17 +167,6 @@ def _analyze(cursor: psycopg.Cursor[Any], models: Sequence[Projection]) -> None:
     PostgreSQL plans the per-account lookups of a batch as scans of whole tables."""
     tables = sql.SQL(", ").join(sql.Identifier(t) for model in models for t in model.tables)
     cursor.execute(sql.SQL("ANALYZE {}").format(tables))
-
-
-def _pages(ledger: BillingLedger, after: int) -> Iterator[list[Any]]:
-    while True:
-        page = ledger.recorder.select_notifications(
-            start=after, limit=PAGE, inclusive_of_start=False
-        )
-        if not page:
-            return
-        yield list(page)
-        after = page[-1].id
 
 
 def compare(
@@ -202,12 +216,15 @@ def _swap(
     schema: str,
 ) -> None:
     """Replace the live tables with the rebuilt ones, in one transaction that first applies the
-    events stored since the rebuild read the store, holding the projector back meanwhile."""
+    events stored after notification `position`, holding the projector back meanwhile."""
     tables = [t for model in models for t in model.tables]
     live = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
     with connection.transaction():
         connection.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(live))
-        _apply_history(ledger, connection, models, position, None)
+        _use_rebuild_schema(connection)
+        with connection.cursor() as cursor:
+            for page in store_pages(ledger, position):
+                apply_page(cursor, models, page.events)
         connection.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         for table in tables:
             connection.execute(

@@ -15,10 +15,9 @@ from demo.dashboard import write_dashboard
 from infra.postgres import connect
 from runtime import report_output, reports
 from runtime.report_forecast import forecast_report
-from runtime.report_format import render
 from runtime.report_metrics import metrics_report
 
-# Reports of several sections (rows of named values), printed by report_format.render.
+# Reports of several sections (rows of named values), printed by report_output.write_sections.
 SectionsBuild = Callable[..., dict[str, list[dict[str, Any]]]]
 SECTIONED: dict[str, tuple[str, SectionsBuild]] = {
     "forecast": (
@@ -97,7 +96,7 @@ def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) 
     with _reading(args.kind), connect(database_url) as connection, connection.transaction():
         connection.execute("SET TRANSACTION READ ONLY")
         sections = build(connection, as_of=args.as_of, currency=args.currency)
-    stream.write(render(sections, args.format))
+    report_output.write_sections(sections, args.format, stream)
     return 0
 
 

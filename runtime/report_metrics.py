@@ -1,7 +1,7 @@
 """`ledger report metrics`: MRR, churn, retention, charges, dunning, renegotiation and feedback.
 
 `metrics_report` answers the report's sections as rows, per currency, as of a business time;
-`runtime/report_format.py` prints them. docs/read-models.md ("Metrics") states each definition.
+`runtime/report_output.py` prints them. docs/read-models.md ("Metrics") states each definition.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 import psycopg
 
-from runtime.forecast_model import midnight
+from projections.forecast_model import midnight
 from runtime.metrics_model import LIVE, Timeline, Version, cohort_rows, period_row
+from runtime.reports import latest_business_time
 
 DAILY_DAYS = 31  # the daily section covers the days up to the as-of day
 
@@ -66,9 +67,9 @@ def charge_rows(connection: psycopg.Connection[Any], currency: str, as_of: datet
     """Charge success per month of the first attempt and payment-method kind, by volume."""
     rows = connection.execute(
         "SELECT to_char(first_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM'), payment_method_kind, "
-        "count(*), sum(amount_minor), "
-        "COALESCE(sum(amount_minor) FILTER (WHERE failed_attempts = 0 AND paid_at <= %s), 0), "
-        "COALESCE(sum(amount_minor) FILTER (WHERE failed_attempts > 0 AND paid_at <= %s), 0) "
+        "count(*), sum(amount_minor)::bigint, "
+        "COALESCE(sum(amount_minor) FILTER (WHERE failed_attempts = 0 AND paid_at <= %s), 0)::bigint, "
+        "COALESCE(sum(amount_minor) FILTER (WHERE failed_attempts > 0 AND paid_at <= %s), 0)::bigint "
         "FROM metrics_invoices WHERE currency = %s AND first_attempt_at <= %s "
         "GROUP BY 1, 2 ORDER BY 1, 2",
         (as_of, as_of, currency, as_of),
@@ -91,9 +92,9 @@ def charge_rows(connection: psycopg.Connection[Any], currency: str, as_of: datet
 def dunning_rows(connection: psycopg.Connection[Any], currency: str, as_of: datetime) -> list[Row]:
     """Dunning recovery per month an invoice went past due: paid in full since, by amount."""
     rows = connection.execute(
-        "SELECT to_char(overdue_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), sum(overdue_minor), "
+        "SELECT to_char(overdue_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), sum(overdue_minor)::bigint, "
         "count(*) FILTER (WHERE paid_at <= %s), "
-        "COALESCE(sum(overdue_minor) FILTER (WHERE paid_at <= %s), 0) "
+        "COALESCE(sum(overdue_minor) FILTER (WHERE paid_at <= %s), 0)::bigint "
         "FROM metrics_invoices WHERE currency = %s AND overdue_at <= %s GROUP BY 1 ORDER BY 1",
         (as_of, as_of, currency, as_of),
     )
@@ -117,7 +118,7 @@ def renegotiation_rows(
     rows = connection.execute(
         "SELECT to_char(agreed_at AT TIME ZONE 'UTC', 'YYYY-MM'), CASE "
         "WHEN defaulted_at <= %s THEN 'defaulted' WHEN completed_at <= %s THEN 'completed' "
-        "ELSE 'in_progress' END, count(*), sum(amount_minor) FROM metrics_renegotiations "
+        "ELSE 'in_progress' END, count(*), sum(amount_minor)::bigint FROM metrics_renegotiations "
         "WHERE currency = %s AND agreed_at <= %s GROUP BY 1, 2 ORDER BY 1, 2",
         (as_of, as_of, currency, as_of),
     )
@@ -177,9 +178,9 @@ def metrics_report(
 ) -> dict[str, list[Row]]:
     """The report's sections, each row with its currency: monthly, daily, cohorts, charges,
     dunning, renegotiations, feedback."""
-    if as_of is None:
-        row = connection.execute("SELECT max(valid_from) FROM subscription_versions").fetchone()
-        as_of = None if row is None else row[0]
+    # The latest account event's time, not a subscription version's: a cancellation's version
+    # is valid from the end of its period, which may lie ahead.
+    as_of = as_of or latest_business_time(connection)
     names = ("monthly", "daily", "cohorts", "charges", "dunning", "renegotiations", "feedback")
     sections: dict[str, list[Row]] = {name: [] for name in names}
     if as_of is None:

@@ -215,6 +215,22 @@ class ConfluentReader:
             partitions.append(TopicPartition(topic, number, end))
         self._consumer.assign(partitions)
 
+    def assign_at_start(self, topic: str) -> dict[int, int]:
+        """Assign every partition of `topic` at its earliest offset; answer those offsets
+        (none when the broker has no such topic)."""
+        metadata = self._consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            return {}
+        earliest = {}
+        for number in sorted(described.partitions):
+            start, _ = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=METADATA_TIMEOUT_S
+            )
+            earliest[number] = int(start)
+        self._consumer.assign([TopicPartition(topic, n, o) for n, o in earliest.items()])
+        return earliest
+
     def poll_batch(self, timeout_s: float) -> list[Message]:
         return _poll_batch(self._consumer, self._batch_size, timeout_s)
 

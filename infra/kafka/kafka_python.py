@@ -178,6 +178,19 @@ class KafkaPythonReader:
         for partition in partitions:
             self._consumer.position(partition)
 
+    def assign_at_start(self, topic: str) -> dict[int, int]:
+        """Assign every partition of `topic` at its earliest offset; answer those offsets
+        (none when the broker has no such topic)."""
+        numbers = self._consumer.partitions_for_topic(topic)
+        if not numbers:
+            return {}
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        self._consumer.assign(partitions)
+        earliest = self._consumer.beginning_offsets(partitions)
+        for partition in partitions:
+            self._consumer.seek(partition, earliest[partition])
+        return {partition.partition: int(earliest[partition]) for partition in partitions}
+
     def poll_batch(self, timeout_s: float) -> list[Message]:
         records = self._consumer.poll(timeout_ms=int(timeout_s * 1000))
         return [

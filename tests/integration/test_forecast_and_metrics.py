@@ -270,3 +270,57 @@ class TestInvoluntaryChurn:
             1,
         )
         assert rows_with(report["monthly"], currency="EUR")  # both currencies, apart
+
+
+class TestSnapshots:
+    """Each day's forecast is stored, whatever order the events come in."""
+
+    def _snapshots(self, database: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        return database.execute(
+            "SELECT * FROM forecast_snapshots ORDER BY currency, made_on, day"
+        ).fetchall()
+
+    def test_a_snapshot_is_the_forecast_made_at_its_midnight(
+        self, database: psycopg.Connection[Any], events: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """The snapshot of 20 Feb equals the report's forecast as of 20 Feb 00:00 (days with
+        something scheduled); EUR's span is the days of its first and last events."""
+        as_of = datetime(2024, 2, 20, tzinfo=UTC)
+        report = forecast_report(database, as_of=as_of, currency="EUR")
+        expected = [
+            (row["day"], row["scheduled_minor"], row["expected_minor"], row["low_minor"],
+             row["high_minor"], row["amounts"])
+            for row in report["days"] if row["amounts"]
+        ]  # fmt: skip
+        stored = database.execute(
+            "SELECT day::text, scheduled_minor, expected_minor, low_minor, high_minor, amounts "
+            "FROM forecast_snapshots WHERE currency = 'EUR' AND made_on = '2024-02-20' "
+            "ORDER BY day"
+        ).fetchall()
+        assert stored == expected
+        eur = [r["occurred_at"].date() for _, r in events if r["account_id"] != "acc-3"]
+        assert database.execute(
+            "SELECT first_day, last_day FROM forecast_snapshot_range WHERE currency = 'EUR'"
+        ).fetchall() == [(min(eur), max(eur))]
+        # from 16 Mar nothing is scheduled (acc-2's invoice is past due, acc-1 cancels): no rows
+        made = database.execute(
+            "SELECT min(made_on)::text, max(made_on)::text FROM forecast_snapshots "
+            "WHERE currency = 'EUR'"
+        ).fetchone()
+        assert made == ("2024-02-01", "2024-03-15")
+
+    def test_the_order_of_the_events_changes_nothing(
+        self, database: psycopg.Connection[Any], events: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Applied account by account (acc-2's January events after acc-1's April ones) or in
+        business-time order, the stored snapshots are the same rows."""
+        by_account = self._snapshots(database)
+        tables = [t for model in READ_MODELS for t in model.tables]
+        with database.transaction():
+            database.execute(f"TRUNCATE {', '.join(tables)}")
+            with database.cursor() as cursor:
+                for event_type, record in sorted(events, key=lambda e: e[1]["occurred_at"]):
+                    for model in READ_MODELS:
+                        model.apply(cursor, event_type, record)
+        assert self._snapshots(database) == by_account
+        assert len(by_account) > 0

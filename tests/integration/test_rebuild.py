@@ -10,7 +10,7 @@ from ledger.application import BillingLedger
 from projections.registry import READ_MODELS
 from runtime import rebuild
 from runtime.runner import open_ledger
-from tests.helpers import Servers
+from tests.helpers import Servers, kafka_clients
 from tests.integration.books import Book, day
 from tests.integration.test_cli import ledger as run_ledger
 
@@ -70,3 +70,22 @@ class TestRebuild:
         differs = run_ledger("projections", "rebuild", "invoices", env=env)
         assert differs.returncode == 1
         assert "invoices: differs from the live table" in differs.stdout
+
+
+class TestSource:
+    """The history comes from billing.events only when the topic holds all of it."""
+
+    def test_auto_takes_the_store_when_the_topic_lacks_events(
+        self, book: Book, store: BillingLedger, servers: Servers
+    ) -> None:
+        """The book's events were never relayed: the topic holds none of them, so the store
+        is read (and equals the live models); forced onto the topic, the rebuild reads its
+        nothing and every table with rows differs."""
+        kafka = kafka_clients(servers.kafka_bootstrap)
+        auto = rebuild.rebuild(store, book.connection.info.dsn, READ_MODELS, kafka=kafka)
+        assert (auto.source, auto.differences, auto.events) == ("store", {}, len(book.messages))
+        forced = rebuild.rebuild(
+            store, book.connection.info.dsn, READ_MODELS, kafka=kafka, source="events"
+        )
+        assert (forced.source, forced.events) == ("events", 0)
+        assert {"balances", "postings", "forecast_snapshots"} <= set(forced.differences)

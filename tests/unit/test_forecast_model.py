@@ -7,7 +7,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
-from runtime.forecast_model import (
+from projections.forecast_model import (
     MIN_OBSERVATIONS,
     Item,
     Probabilities,
