@@ -43,8 +43,20 @@ START_TIMEOUT_S = 120.0
 STOP_GRACE_S = 30.0
 MINIMUM_JAVA = 17
 # The machines this runs on are small and shared: the broker needs far less than Java's default
-# heap (a quarter of memory) for a test's traffic, and one GC thread is enough.
-JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError")
+# heap (a quarter of memory) for a test's traffic, and one GC thread is enough. The quick JIT
+# compiler alone (C1) starts the JVM about 40% sooner on two busy cores; the broker still moves
+# messages far faster than the ledger's Python clients can (bench/README.md).
+JVM_OPTIONS = (
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:TieredStopAtLevel=1",
+)
+# The classes a start loads, archived once beside the jars (Java's application class-data
+# sharing): formatting then takes a third of the time, and the broker starts ~30% sooner.
+CLASS_ARCHIVE = "kafka-classes.jsa"
+NO_CLASS_ARCHIVE = ".no-class-archive"  # why the archive could not be made, if it could not
 NEEDS = (
     "Install Java 17 or newer and Maven (Debian: apt-get install openjdk-17-jre-headless maven) "
     "to run Apache Kafka, or use the default broker, tansu (LEDGER_EMBEDDED_BROKER=tansu), "
@@ -74,13 +86,21 @@ def ensure_jars(cache: Path) -> Path:
     """The folder of the pinned broker's jars, fetched with Maven the first time."""
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
     jars = cache / f"kafka-{version()}-{digest}"
-    if (jars / ".complete").exists():
-        return jars
+    if not (jars / ".complete").exists():
+        _fetch_jars(cache, jars)
+    if not (jars / CLASS_ARCHIVE).exists() and not (jars / NO_CLASS_ARCHIVE).exists():
+        with _locked(cache / ".lock"):
+            if not (jars / CLASS_ARCHIVE).exists():
+                _archive_classes(jars)
+    return jars
+
+
+def _fetch_jars(cache: Path, jars: Path) -> None:
     maven = _program("mvn", "Maven")
     cache.mkdir(parents=True, exist_ok=True)
     with _locked(cache / ".lock"):
         if (jars / ".complete").exists():  # another process fetched them while we waited
-            return jars
+            return
         partial = jars.with_name(f".{jars.name}.{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         command = [maven, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies"]
@@ -95,7 +115,36 @@ def ensure_jars(cache: Path) -> Path:
         (partial / ".complete").write_text(f"{POM.read_text()}")
         shutil.rmtree(jars, ignore_errors=True)
         partial.rename(jars)
-    return jars
+
+
+def _archive_classes(jars: Path) -> None:
+    """Archive the classes a storage format loads (in a throwaway folder), for later JVMs.
+
+    The archive names the class path, so it is made where the jars stay. Without it every JVM
+    still starts, only slower: a failure is logged and remembered, not raised.
+    """
+    started_at = time.perf_counter()
+    scratch = jars / f".archive-run.{os.getpid()}"
+    partial = jars / f".{CLASS_ARCHIVE}.{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    config = scratch / "server.properties"
+    config.write_text(server_properties(scratch / "data", f"{HOST}:9092", f"{HOST}:9093"))
+    command = [java(), *JVM_OPTIONS, f"-XX:ArchiveClassesAtExit={partial}", "-cp", f"{jars}/*"]
+    command += ["kafka.tools.StorageTool", "format", "--standalone"]
+    command += ["--cluster-id", new_cluster_id(), "--config", str(config)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if done.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        (jars / NO_CLASS_ARCHIVE).write_text((done.stdout + done.stderr)[-3000:])
+        log.warning("embedded.kafka.class_archive.failed", jars=str(jars), exit=done.returncode)
+        return
+    os.replace(partial, jars / CLASS_ARCHIVE)
+    seconds = round(time.perf_counter() - started_at, 3)
+    log.info(
+        "embedded.kafka.class_archive.written", path=str(jars / CLASS_ARCHIVE), seconds=seconds
+    )
 
 
 def java() -> str:
@@ -249,7 +298,9 @@ def prepare(home: Path, jars: Path, bootstrap: str, controller: str) -> BrokerRe
 def java_command(jars: Path, folder: Path) -> list[str]:
     """java with the broker's class path, heap and logging, ready for a main class."""
     logging = f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}"
-    return [java(), *JVM_OPTIONS, logging, "-cp", f"{jars}/*"]
+    archive = jars / CLASS_ARCHIVE
+    sharing = [f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []
+    return [java(), *JVM_OPTIONS, *sharing, logging, "-cp", f"{jars}/*"]
 
 
 def launch(jars: Path, record: BrokerRecord) -> subprocess.Popen[bytes]:

@@ -36,7 +36,9 @@ class Servers:
 
     database_url: str
     kafka_bootstrap: str
-    embedded_home: Path | None = None  # where the embedded servers run, if the test started them
+    embedded_home: Path | None = (
+        None  # where the servers a test restarts run (own_postgres, own_broker)
+    )
 
 
 def kafka_clients(bootstrap: str) -> KafkaClients:

@@ -11,7 +11,7 @@ from local import embedded
 from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import Servers, command_message, open_account, publish, subscribe, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_postgres]
 
 
 def log_events(log: Path) -> list[dict[str, object]]:
@@ -67,7 +67,7 @@ class TestRebalanceDuringAnOutage:
             embedded.down(servers.embedded_home, ["postgres"])
             assert stop_ledger(leaves) == 0  # its partitions move while the database is down
             wait_for(lambda: "commands.seek.failed" in stays_log.read_text(), timeout_s=60)
-            embedded.up(servers.embedded_home)
+            embedded.up(servers.embedded_home, names=["postgres"])
 
             after = [f"after-{n}" for n in range(30)]
             publish(servers.kafka_bootstrap, opened(after))

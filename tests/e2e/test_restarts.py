@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from local import embedded
 from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import Servers, command_message, open_account, publish, subscribe, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_postgres]
 
 
 class TestPostgresRestart:
@@ -51,7 +50,8 @@ class TestPostgresRestart:
                 [command_message("OpenAccount", open_account(a)) for a in during]
                 + [command_message("Subscribe", subscribe(a)) for a in during],
             )
-            time.sleep(3)  # the loops fail and back off meanwhile
+            # The loops fail and back off meanwhile.
+            wait_for(lambda: "loop.failed" in (tmp_path / "ledger.log").read_text(), timeout_s=60)
             embedded.up(servers.embedded_home, names=["postgres"])
 
             publish(
@@ -95,7 +95,7 @@ class TestPostgresDownAtStart:
         try:
             wait_for(lambda: log.read_text().count("postgres.unreachable") >= 2, timeout_s=60)
             assert ledger.poll() is None, "the ledger exited instead of waiting"
-            embedded.up(servers.embedded_home)
+            embedded.up(servers.embedded_home, names=["postgres"])
             publish(
                 servers.kafka_bootstrap,
                 [

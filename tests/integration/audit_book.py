@@ -1,4 +1,4 @@
-"""A sample book for the audit tests: one PostgreSQL for the module, a fresh database per test.
+"""A sample book for the audit tests: the session's PostgreSQL, a fresh database per test.
 
 The book is the worked example's customer year (tools/worked_example.py), saved three
 commands per batch with their Kafka positions, plus one batch of positions only (as when a
@@ -8,11 +8,8 @@ poll brings nothing but dead letters).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,7 +27,6 @@ from commands.table import command_from_record
 from commands.unit_of_work import UnitOfWork
 from ledger.application import BillingLedger
 from ledger.receipts import Source
-from local import embedded
 from runtime.runner import open_ledger
 from tools.worked_example import ACCOUNT, NAMESPACE, PLAN, story
 
@@ -39,21 +35,12 @@ DEAD_LETTERS_ONLY = "test-cluster/billing.commands/1"
 PER_BATCH = 3
 
 
-@pytest.fixture(name="postgres_url", scope="module")
-def fixture_postgres_url() -> Iterator[str]:
-    """LEDGER_DATABASE_URL, or an embedded PostgreSQL started for the test module."""
-    configured = os.environ.get("LEDGER_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    home = Path(tempfile.mkdtemp(prefix="ledger-audit-"))
-    try:
-        status, started = embedded.up(home)
-        assert status.postgres.address
-        yield status.postgres.address
-        embedded.down(home, started)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture(name="postgres_url")
+def fixture_postgres_url(session_postgres: str | None) -> str:
+    """LEDGER_DATABASE_URL, or the session's embedded PostgreSQL (tests/conftest.py)."""
+    url = os.environ.get("LEDGER_DATABASE_URL") or session_postgres
+    assert url
+    return url
 
 
 @pytest.fixture(name="database_url")

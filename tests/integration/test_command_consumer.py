@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -60,7 +61,9 @@ def fixture_handler(servers: Servers) -> Iterator[Handler]:
         kafka_client=KAFKA_CLIENT,
     )
     ledger = open_ledger(servers.database_url)
-    kafka = clients(servers.kafka_bootstrap, settings).consumer("test-commands")
+    # A group of its own: on a broker shared by the session, a member an earlier test left
+    # behind must not hold up this one's join.
+    kafka = clients(servers.kafka_bootstrap, settings).consumer(f"test-commands-{uuid.uuid4().hex}")
     producer = kafka_clients(servers.kafka_bootstrap).producer()
     admin = kafka_clients(servers.kafka_bootstrap).admin()
     cluster_id = admin.cluster_id()
