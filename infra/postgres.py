@@ -267,7 +267,8 @@ def ensure_lock_table(connection: psycopg.Connection[Any], table: str) -> None:
     """Create the empty lock table `table` unless it exists, in a transaction of its own.
 
     Workers creating it at the same moment collide in PostgreSQL's catalog (a unique
-    violation on pg_type, or "type already exists"); the losers try again and find it there.
+    violation on pg_type, "type already exists" or "relation already exists": IF NOT EXISTS
+    is checked before the catalog row is written); the losers try again and find it there.
     """
     statement = SQL("CREATE TABLE IF NOT EXISTS {} ()").format(Identifier(table))
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
@@ -275,7 +276,11 @@ def ensure_lock_table(connection: psycopg.Connection[Any], table: str) -> None:
             with connection.transaction():
                 connection.execute(statement)
             return
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+        except (
+            psycopg.errors.UniqueViolation,
+            psycopg.errors.DuplicateObject,
+            psycopg.errors.DuplicateTable,
+        ):
             if attempt == _CREATE_ATTEMPTS:
                 raise
 
