@@ -24,7 +24,7 @@ VARIABLES: dict[str, str] = {
     "LEDGER_TOPIC_PARTITIONS": "Partitions of each topic the ledger creates (default 3).",
     "LEDGER_REPLICATION_FACTOR": "Replication factor of each topic the ledger creates (default 1).",
     "LEDGER_CONSUMER_GROUP": "Consumer group prefix of the ledger's workers (default billing-ledger).",
-    "LEDGER_BATCH_SIZE": "Most commands or events handled in one transaction (default 500).",
+    "LEDGER_BATCH_SIZE": "Most commands handled in one transaction (default 500; the relay takes at least 1,000 events a transaction, the projections at least 5,000).",
     "LEDGER_WORKERS": "Processes of ledger run's command handler (default 0: the command handler, "
     "relay and projections are threads of one process). N >= 1: N command processes in one "
     "consumer group, one relay process and one projections process, so every core works.",

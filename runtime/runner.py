@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 import structlog
@@ -31,6 +31,11 @@ logger = structlog.get_logger(__name__)
 IDLE_SLEEP_S = 0.05
 # The relay waits this long for a commit's notification before it looks at the store anyway.
 RELAY_IDLE_WAIT_S = 0.5
+# The projector's cost is mostly per batch (a statement per table, and the forecast snapshots a
+# batch changes made once: projections/forecast_snapshots.py), so it takes larger batches than
+# the command loop: the default book of `ledger demo` reached its read models in 34 s with
+# batches of 5,000 events against 196 s with 500.
+PROJECTOR_BATCH_SIZE = 5000
 CLUSTER_CHECK_S = 2.0
 # PostgreSQL unreachable, as psycopg and the event store's library say it.
 DATABASE_DOWN = (psycopg.OperationalError, InterfaceError, OperationalError)
@@ -269,7 +274,13 @@ def relay_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[
 
 def projector_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tuple[str, Step]:
     """The projections' step: one batch of events into the read models."""
-    consumer = where.kafka.consumer(f"{settings.consumer_group}-projections")
+    kafka = replace(
+        where.kafka,
+        settings=replace(
+            where.kafka.settings, batch_size=max(settings.batch_size, PROJECTOR_BATCH_SIZE)
+        ),
+    )
+    consumer = kafka.consumer(f"{settings.consumer_group}-projections")
     stack.callback(consumer.close)
     producer = where.kafka.producer()
     stack.callback(producer.close)
