@@ -49,7 +49,8 @@ def add_demo_parser(verbs: Any) -> None:
         "--customers",
         type=int,
         default=DEFAULT_CUSTOMERS,
-        help="customers of the book (default %(default)s; 1000 takes about five times as long)",
+        help="customers of the book (default %(default)s; 1000 is five times the commands, and "
+        "longer than that for the read models)",
     )
     demo.add_argument(
         "--months", type=int, default=DEFAULT_MONTHS, help="business months (default %(default)s)"
