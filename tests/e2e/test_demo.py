@@ -38,8 +38,8 @@ def demo(servers: Servers, database_url: str, *args: str) -> list[dict[str, Any]
         "LEDGER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "LEDGER_CONSUMER_GROUP": f"billing-ledger-{uuid.uuid4().hex[:8]}",
     }
-    if "--dashboard" not in args:  # not into the checkout
-        args = (*args, "--dashboard", str(OUTPUT / f"demo-{uuid.uuid4().hex[:8]}.html"))
+    if "--dashboard" not in args:  # not into the checkout's root; each run overwrites it
+        args = (*args, "--dashboard", str(OUTPUT / "demo-run.html"))
     done = subprocess.run(
         [sys.executable, "-m", "runtime.cli", "demo", *args],
         env=env,
