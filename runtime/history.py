@@ -9,11 +9,12 @@ as the projector gets them: decoded billing.events records, in pages.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import Mapper, Notification
 
 from infra.kafka import KafkaClients, Message, Reader
 from infra.postgres import connect
@@ -124,14 +125,23 @@ def store_pages(ledger: BillingLedger, after: int) -> Iterator[Page]:
         )
         if not notifications:
             return
-        events = []
-        for notification in notifications:
-            message = outgoing(ledger.mapper.to_domain_event(notification), notification.id, codec)
-            event = decoded_event(codec, message)
-            if event is not None:
-                events.append(event)
         after = notifications[-1].id
-        yield Page(events, after, max(total, after))
+        yield Page(stored_events_of(ledger.mapper, notifications, codec), after, max(total, after))
+
+
+def stored_events_of(
+    mapper: Mapper[Any], notifications: Iterable[Notification], codec: AvroCodec
+) -> list[Event]:
+    """The billing.events events among stored `notifications`, encoded as the relay publishes
+    them and decoded as the projector reads them (receipts left out)."""
+    events = []
+    for notification in notifications:
+        event = decoded_event(
+            codec, outgoing(mapper.to_domain_event(notification), notification.id, codec)
+        )
+        if event is not None:
+            events.append(event)
+    return events
 
 
 def _topic_pages(reader: Reader, earliest: dict[int, int], heads: dict[int, int]) -> Iterator[Page]:

@@ -25,9 +25,8 @@ from infra.kafka import KafkaClients
 from infra.postgres import connect
 from ledger.application import BillingLedger
 from projections.projector import Projection
-from runtime.history import Event, Page, decoded_event, open_history, store_pages
+from runtime.history import Event, Page, open_history, store_pages, stored_events_of
 from wire.codec import AvroCodec
-from wire.event_records import outgoing
 
 REBUILD_SCHEMA = "read_models_rebuild"
 Progress = Callable[[int, int], None]  # (messages read, messages in the history)
@@ -149,15 +148,9 @@ def apply_notifications(
     notifications: Iterable[Notification],
     codec: AvroCodec,
 ) -> int:
-    """Apply stored events to `models` as one batch, encoded as the relay publishes them and
-    decoded again; answer how many were billing.events events (not receipts)."""
-    events = []
-    for notification in notifications:
-        event = decoded_event(
-            codec, outgoing(mapper.to_domain_event(notification), notification.id, codec)
-        )
-        if event is not None:
-            events.append(event)
+    """Apply stored events to `models` as one batch, as the projector would; answer how many
+    were billing.events events (not receipts)."""
+    events = stored_events_of(mapper, notifications, codec)
     apply_page(cursor, models, events)
     return len(events)
 
