@@ -233,3 +233,13 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 20.0, every_s: flo
         answer = condition()
     assert answer, f"condition not met within {timeout_s} s: {answer!r}"
     return answer
+
+
+def has_partitions_of_both_groups(log: Path) -> bool:
+    """Whether a `ledger run` log says it resumed partitions of its commands and its projections.
+
+    Tests stop a worker only after the other has both shares: on tansu, a member leaving while
+    another's join is pending can stall that join for minutes (README, the embedded broker).
+    """
+    text = log.read_text()
+    return "commands.partition.resumed" in text and "projector.partition.resumed" in text

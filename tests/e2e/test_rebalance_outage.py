@@ -9,7 +9,15 @@ import pytest
 
 from local import embedded
 from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
-from tests.helpers import Servers, command_message, open_account, publish, subscribe, wait_for
+from tests.helpers import (
+    Servers,
+    command_message,
+    has_partitions_of_both_groups,
+    open_account,
+    publish,
+    subscribe,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_postgres]
 
@@ -58,7 +66,7 @@ class TestRebalanceDuringAnOutage:
         leaves = start_ledger(env, leaves_log)
         try:
             for log in (stays_log, leaves_log):
-                wait_for(lambda lg=log: "commands.partition.resumed" in lg.read_text(), 60)
+                wait_for(lambda lg=log: has_partitions_of_both_groups(lg), 120)
             before = [f"before-{n}" for n in range(30)]
             publish(servers.kafka_bootstrap, opened(before))
             wait_for(lambda: projected(servers.database_url, before), timeout_s=60)

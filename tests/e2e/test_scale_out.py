@@ -9,18 +9,19 @@ import pytest
 
 from tests.crash import CrashReport, check, wait_until_quiet, workload
 from tests.e2e.test_spine import start_ledger, stop_ledger
-from tests.helpers import Servers, command_message, publish, wait_for
+from tests.helpers import (
+    Servers,
+    command_message,
+    has_partitions_of_both_groups,
+    publish,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def running(log: Path) -> bool:
     return "ledger.running" in log.read_text()
-
-
-def shares(log: str) -> bool:
-    """Whether a worker's log says it resumed partitions of both its consumer groups."""
-    return "commands.partition.resumed" in log and "projector.partition.resumed" in log
 
 
 class TestScaleOut:
@@ -45,10 +46,7 @@ class TestScaleOut:
             second = start_ledger(env, second_log)
             wait_for(lambda: running(second_log), timeout_s=60)
             publish(servers.kafka_bootstrap, [command_message(k, r) for k, r in thirds[1]])
-            # Both of the second worker's groups have their share before the first leaves: on
-            # tansu, a member leaving while another's join is pending can stall that join for
-            # minutes (README, "The embedded broker and Apache Kafka").
-            wait_for(lambda: shares(second_log.read_text()), timeout_s=120)
+            wait_for(lambda: has_partitions_of_both_groups(second_log), timeout_s=120)
             assert stop_ledger(first) == 0  # leaves the group: its partitions move over
             publish(servers.kafka_bootstrap, [command_message(k, r) for k, r in thirds[2]])
             wait_until_quiet(servers.database_url, len({r["command_id"] for _, r in commands}))
