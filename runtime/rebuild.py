@@ -3,8 +3,8 @@
 The history is read from billing.events when the topic still holds all of it (its earliest
 offsets are 0 and it holds at least as many messages as the store has events), else from the
 event store, which always does; `source` forces one (runtime/history.py reads both). Stored
-events are encoded and decoded exactly as the relay and the projector do. The events are
-applied to new tables in the PostgreSQL schema REBUILD_SCHEMA; each table is then compared
+events become the records the relay encodes, as the projector's decoding returns them. The
+events are applied to new tables in the PostgreSQL schema REBUILD_SCHEMA; each table is then compared
 with the live one by a checksum of its rows; a difference is reported by table and key. With
 `swap`, the rebuilt tables replace the live ones in one transaction, after the events stored
 meanwhile are applied under a lock that holds the projector back.
