@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -57,6 +58,8 @@ PLAN_EVENT_SCHEMAS: dict[type[Any], str] = {
 }
 EVENT_SCHEMAS = ACCOUNT_EVENT_SCHEMAS | PLAN_EVENT_SCHEMAS
 RESULT_SCHEMA = "billing.results.CommandResult"
+# Types whose values go into a record unchanged. Exact types: an Enum subclassing str is not one.
+_AS_IS: frozenset[type[Any]] = frozenset({str, int, bool, float, type(None), datetime, date})
 _EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
@@ -76,7 +79,8 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
         key = record["plan_id"] or record["account_id"]
         return Outgoing(RESULTS_TOPIC, key.encode(), value, headers)
     schema_name = EVENT_SCHEMAS[type(event)]
-    record = event_record(event)
+    version_field = "plan_version" if type(event) in PLAN_EVENT_SCHEMAS else "account_version"
+    record = _record(event, version_field, identity)  # the event id is a uuid5: made once
     headers = (
         ("event_type", schema_name.rpartition(".")[2].encode()),
         ("event_id", identity.encode()),
@@ -99,16 +103,20 @@ def account_event_record(event: Any) -> dict[str, Any]:
     return _record(event, "account_version")
 
 
-def _record(event: Any, version_field: str) -> dict[str, Any]:
+def _record(event: Any, version_field: str, identity: str | None = None) -> dict[str, Any]:
+    if identity is None:
+        identity = event_id(event.originator_id, event.originator_version)
     record: dict[str, Any] = {
-        "event_id": event_id(event.originator_id, event.originator_version),
+        "event_id": identity,
         "occurred_at": event.timestamp,
         version_field: event.originator_version,
     }
     for name, value in vars(event).items():
         if name in _EVENT_BASE_FIELDS:
             continue
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value) in _AS_IS:
+            record[name] = value
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             record.update(_plain(value))  # a value object such as Terms is spread into the record
         else:
             record[name] = _plain(value)
@@ -135,6 +143,8 @@ def result_record(event: CommandReceipt.Recorded | CommandReceipt.Redelivered) -
 
 
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most values: no Enum, dataclass or sequence checks
+        return value
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from audit.export_format import offline_mapper
+from bench.projections import generate
+from bench.relay_encode import messages, previous_outgoing
 from infra.kafka import Outgoing
 from ledger.account import Account, Contact
 from ledger.application import BillingLedger, event_id
@@ -23,9 +26,11 @@ from tests.unit.builders import (
     record_payment,
     subscribe,
 )
+from tests.unit.test_history import released_notifications
 from wire.codec import AvroCodec, Decoded
 from wire.event_records import (
     ACCOUNT_EVENT_SCHEMAS,
+    EVENT_SCHEMAS,
     RESULT_SCHEMA,
     account_event_record,
     outgoing,
@@ -511,3 +516,26 @@ class TestSchemas:
             and value not in never_triggered
         }
         assert event_classes == set(ACCOUNT_EVENT_SCHEMAS)
+
+
+class TestSameBytesAsBefore:
+    """The cheaper record building of issue 15 publishes exactly the messages it did before."""
+
+    def test_a_generated_history_publishes_the_same_messages(self) -> None:
+        """bench/mix.py's commands over 60 accounts: key, value and headers alike, receipts too."""
+        ledger = in_memory_ledger()
+        generate(ledger, 300, 60)
+        notifications = ledger.recorder.select_notifications(start=1, limit=10_000)
+        codec = AvroCodec()
+        now = messages(ledger.mapper, notifications, codec, outgoing)
+        assert now == messages(ledger.mapper, notifications, codec, previous_outgoing)
+        assert {out.topic for out in now} == {EVENTS_TOPIC, RESULTS_TOPIC}
+
+    def test_released_events_of_every_type_publish_the_same_messages(self) -> None:
+        """The released fixtures hold every event type, upcast from each version's state."""
+        mapper, notifications, codec = offline_mapper(), released_notifications(), AvroCodec()
+        now = messages(mapper, notifications, codec, outgoing)
+        assert {dict(out.headers)["event_type"].decode() for out in now} >= {
+            name.rpartition(".")[2] for name in EVENT_SCHEMAS.values()
+        }
+        assert now == messages(mapper, notifications, codec, previous_outgoing)
