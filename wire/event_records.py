@@ -79,8 +79,7 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
         key = record["plan_id"] or record["account_id"]
         return Outgoing(RESULTS_TOPIC, key.encode(), value, headers)
     schema_name = EVENT_SCHEMAS[type(event)]
-    version_field = "plan_version" if type(event) in PLAN_EVENT_SCHEMAS else "account_version"
-    record = _record(event, version_field, identity)  # the event id is a uuid5: made once
+    record = event_record(event, identity)  # the event id is a uuid5: made once
     headers = (
         ("event_type", schema_name.rpartition(".")[2].encode()),
         ("event_id", identity.encode()),
@@ -91,11 +90,11 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
     return Outgoing(EVENTS_TOPIC, key.encode(), value, headers)
 
 
-def event_record(event: Any) -> dict[str, Any]:
-    """An account or plan event as the record of its billing.events schema."""
-    if type(event) in PLAN_EVENT_SCHEMAS:
-        return _record(event, "plan_version")
-    return account_event_record(event)
+def event_record(event: Any, identity: str | None = None) -> dict[str, Any]:
+    """An account or plan event as the record of its billing.events schema (`identity`: its
+    event id, if the caller has made it already)."""
+    plan = type(event) in PLAN_EVENT_SCHEMAS
+    return _record(event, "plan_version" if plan else "account_version", identity)
 
 
 def account_event_record(event: Any) -> dict[str, Any]:
