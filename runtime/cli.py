@@ -317,7 +317,8 @@ def do_projections_status(args: argparse.Namespace, settings: Settings, codec: A
 
 
 def do_report(args: argparse.Namespace, settings: Settings, codec: AvroCodec) -> int:
-    """`ledger report`."""
+    """`ledger report`: an option the report does not take is refused before any server."""
+    report_command.refuse_options_not_taken(args)
     return report_command.run(args, _database_url(settings), sys.stdout)
 
 

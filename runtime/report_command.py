@@ -38,7 +38,19 @@ DASHBOARD_HELP = (
     "actual, aging, charge success, dunning recovery, renegotiations, feedback beside churn, "
     "the most delinquent accounts; written to --out (--as-of and --currency apply)"
 )
+DASHBOARD_FILE = Path("dashboard.html")
 KINDS = [*reports.REPORTS, *SECTIONED, DASHBOARD]
+# The options a kind does not take, and why: given one, the report refuses rather than ignore it.
+WHY_NOT = {
+    "account": "it is per currency, not per account",
+    "out": "only the dashboard is written to a file",
+    "format": "the dashboard is an HTML page",
+}
+NOT_FOR: dict[str, tuple[str, ...]] = {
+    **{kind: ("out",) for kind in reports.REPORTS},
+    **{kind: ("account", "out") for kind in SECTIONED},
+    DASHBOARD: ("account", "format"),
+}
 
 
 def add_parser(verbs: Any, action: Callable[..., int]) -> None:
@@ -66,20 +78,24 @@ def add_parser(verbs: Any, action: Callable[..., int]) -> None:
     )
     report.add_argument("--account", help="this account only")
     report.add_argument("--currency", help="this ISO 4217 currency only")
-    report.add_argument("--format", choices=report_output.FORMATS, default="table")
+    report.add_argument(
+        "--format",
+        choices=report_output.FORMATS,
+        help="table (the default), json or csv; not for the dashboard",
+    )
     report.add_argument(
         "--out",
         type=Path,
-        default=Path("dashboard.html"),
         metavar="FILE",
-        help="dashboard only: the HTML file to write (default: dashboard.html); open it in any "
-        "browser",
+        help=f"dashboard only: the HTML file to write (default: {DASHBOARD_FILE}); open it in "
+        "any browser",
     )
     report.set_defaults(action=action)
 
 
 def run(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     """Read the report `args` asks for from the database and print it to `stream`."""
+    refuse_options_not_taken(args)
     if args.kind in SECTIONED:
         return _run_sectioned(args, database_url, stream)
     if args.kind == DASHBOARD:
@@ -87,8 +103,15 @@ def run(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     options = reports.Options(args.as_of, args.account, args.currency)
     with _reading(args.kind), connect(database_url) as connection:
         report = reports.build(args.kind, connection, options)
-    report_output.write(report, args.kind, args.format, stream)
+    report_output.write(report, args.kind, args.format or "table", stream)
     return 0
+
+
+def refuse_options_not_taken(args: argparse.Namespace) -> None:
+    """A usage error naming an option given that `args.kind` does not take."""
+    for name in NOT_FOR[args.kind]:
+        if getattr(args, name) is not None:
+            raise ReportError(f"report {args.kind}: --{name} does not apply ({WHY_NOT[name]})")
 
 
 def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
@@ -96,13 +119,13 @@ def _run_sectioned(args: argparse.Namespace, database_url: str, stream: TextIO) 
     with _reading(args.kind), connect(database_url) as connection, connection.transaction():
         connection.execute("SET TRANSACTION READ ONLY")
         sections = build(connection, as_of=args.as_of, currency=args.currency)
-    report_output.write_sections(sections, args.format, stream)
+    report_output.write_sections(sections, args.format or "table", stream)
     return 0
 
 
 def _run_dashboard(args: argparse.Namespace, database_url: str, stream: TextIO) -> int:
     with _reading(DASHBOARD):
-        out = write_dashboard(database_url, args.out, args.as_of, args.currency)
+        out = write_dashboard(database_url, args.out or DASHBOARD_FILE, args.as_of, args.currency)
     stream.write(f"dashboard written to {out} ({out.stat().st_size:,} bytes)\n")
     stream.write(f"open it in a browser: {out.resolve().as_uri()}\n")
     return 0

@@ -6,8 +6,13 @@ import io
 import json
 from datetime import UTC, datetime
 
+import pytest
+
+from runtime.cli import build_parser, main
+from runtime.report_command import refuse_options_not_taken
 from runtime.report_output import write, write_sections
 from runtime.reports import Report
+from wire.codec import AvroCodec
 
 SECTIONS = {
     "days": [
@@ -70,3 +75,30 @@ class TestReport:
         stream = io.StringIO()
         write(report, "balances", "csv", stream)
         assert stream.getvalue() == "account_id,currency,paid_minor\na,EUR,1\n"
+
+
+class TestOptionsAReportDoesNotTake:
+    """An option a report does not take is refused, exit 2, before any server is asked."""
+
+    def test_each_refused_option_is_named_with_why(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """forecast --account, balances --out and dashboard --format: exit 2, the option named."""
+        cases = {
+            ("forecast", "--account", "acme"): "--account does not apply (it is per currency",
+            ("balances", "--out", "x.html"): "--out does not apply (only the dashboard",
+            ("dashboard", "--format", "json"): "--format does not apply (the dashboard is an HTML",
+        }
+        for argv, message in cases.items():
+            assert main(["report", *argv]) == 2
+            assert message in capsys.readouterr().err
+
+    def test_options_a_report_takes_pass_the_check(self) -> None:
+        """balances --account --format csv and dashboard --out FILE are not refused."""
+        parser = build_parser(AvroCodec())
+        for argv in (
+            ["report", "balances", "--account", "acme", "--format", "csv"],
+            ["report", "dashboard", "--out", "page.html", "--currency", "EUR"],
+            ["report", "metrics", "--currency", "EUR", "--format", "json"],
+        ):
+            refuse_options_not_taken(parser.parse_args(argv))
