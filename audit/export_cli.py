@@ -84,4 +84,3 @@ def _add_range(parser: Any) -> None:
     parser.add_argument(
         "--account", dest="account_id", metavar="ID", help="only this account's events"
     )
-
