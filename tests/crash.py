@@ -26,7 +26,6 @@ from ledger.receipts import Source
 from projections.balances import SCHEMA as BALANCES_SCHEMA
 from projections.balances import Balances
 from runtime.runner import open_ledger
-from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     advance_clock,
@@ -41,6 +40,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from tests.processes import start_ledger, stop_ledger
 from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record
 from wire.topics import EVENTS_TOPIC
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from local import embedded
-from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     command_message,
@@ -24,6 +23,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from tests.processes import balances_row, start_ledger, stop_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
 # Decided before the fixtures start a broker of the test's own only for the test to skip.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import Servers, command_message, open_account, publish, read_until, wait_for
+from tests.processes import balances_row, start_ledger, stop_ledger
 from wire.topics import DEAD_LETTER_TOPIC
 
 pytestmark = pytest.mark.integration

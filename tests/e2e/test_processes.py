@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.test_spine import start_ledger
 from tests.helpers import Servers, command_message, open_account, publish, wait_for
+from tests.processes import start_ledger
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,6 @@ import pytest
 
 from projections.registry import READ_MODELS
 from tests.crash import account_events, expected_ledger
-from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import (
     CODEC,
     Servers,
@@ -26,6 +25,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from tests.processes import balances_row, start_ledger, stop_ledger
 from wire.event_records import ACCOUNT_EVENT_SCHEMAS, account_event_record
 from wire.topics import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 

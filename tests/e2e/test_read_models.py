@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     advance_clock,
@@ -22,7 +21,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
-from tests.integration.test_cli import ledger
+from tests.processes import ledger, start_ledger, stop_ledger
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from local import embedded
-from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     command_message,
@@ -18,6 +17,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from tests.processes import balances_row, start_ledger, stop_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_postgres]
 

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from runtime.projections_status import projections_status
-from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     advance_clock,
@@ -25,7 +24,7 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
-from tests.integration.test_cli import ledger
+from tests.processes import ledger, start_ledger, stop_ledger
 
 pytestmark = pytest.mark.integration
 

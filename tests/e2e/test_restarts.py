@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from local import embedded
-from tests.e2e.test_spine import balances_row, start_ledger, stop_ledger
 from tests.helpers import Servers, command_message, open_account, publish, subscribe, wait_for
+from tests.processes import balances_row, start_ledger, stop_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_postgres]
 

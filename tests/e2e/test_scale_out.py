@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from tests.crash import CrashReport, check, wait_until_quiet, workload
-from tests.e2e.test_spine import start_ledger, stop_ledger
 from tests.helpers import (
     Servers,
     command_message,
@@ -16,6 +15,7 @@ from tests.helpers import (
     publish,
     wait_for,
 )
+from tests.processes import start_ledger, stop_ledger
 
 pytestmark = pytest.mark.integration
 

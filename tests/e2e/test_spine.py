@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ import pytest
 
 from local import embedded
 from tests.helpers import (
-    SESSION_TIMEOUT_MS,
     Read,
     Servers,
     command_message,
@@ -28,30 +26,9 @@ from tests.helpers import (
     subscribe,
     wait_for,
 )
+from tests.processes import balances_row, start_ledger, stop_ledger
 
 pytestmark = pytest.mark.integration
-
-
-def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`ledger run` in its own process, logging to `log`."""
-    full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS), **env}
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "run"],
-            env=full_env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def stop_ledger(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, then the exit status (killing it if it hangs)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
 
 
 @pytest.fixture(name="ledger_run")
@@ -68,19 +45,6 @@ def fixture_ledger_run(servers: Servers, tmp_path: Path) -> Iterator[subprocess.
     yield process
     if process.poll() is None:
         stop_ledger(process)
-
-
-def balances_row(database_url: str, account_id: str) -> tuple[object, ...] | None:
-    """(currency, receivable_minor, invoiced_minor, subscriptions) of the account, if projected."""
-    with psycopg.connect(database_url) as connection:
-        try:
-            return connection.execute(
-                "SELECT currency, receivable_minor, invoiced_minor, subscriptions "
-                "FROM balances WHERE account_id = %s",
-                (account_id,),
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return None
 
 
 def for_account(account_id: str, reads: list[Read]) -> list[Read]:

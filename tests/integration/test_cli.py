@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from local import embedded
 from tests.helpers import Read, Servers, read_until
+from tests.processes import ledger
 
 pytestmark = pytest.mark.integration
-
-
-def ledger(
-    *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `ledger ARGS` and capture what it prints.
-
-    The deadline leaves room for `infra up` on Apache Kafka, whose JVM takes tens of seconds
-    to start on a busy two-core machine (and up to its 120 s start timeout).
-    """
-    return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args],
-        env={**os.environ, **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 class TestSend:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers import Servers
 from tests.integration.books import Book, day
-from tests.integration.test_cli import ledger
+from tests.processes import ledger
 
 pytestmark = pytest.mark.integration
 

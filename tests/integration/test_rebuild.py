@@ -12,7 +12,7 @@ from runtime import rebuild
 from runtime.runner import open_ledger
 from tests.helpers import Servers, kafka_clients
 from tests.integration.books import Book, day
-from tests.integration.test_cli import ledger as run_ledger
+from tests.processes import ledger as run_ledger
 
 pytestmark = pytest.mark.integration
 
