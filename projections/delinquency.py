@@ -1,7 +1,9 @@
 """The delinquency read model: how late each account and invoice pays, and what dunning does about it.
 
-Three tables: `delinquency` (per account), `delinquency_invoices` (per invoice) and
-`receivable_movements` (the history of open balances, for aging as of a past date). Rows keep
+Four tables: `delinquency` (per account), `delinquency_invoices` (per invoice),
+`receivable_movements` (the history of open balances, for aging as of a past date) and
+`delinquency_invoice_facts` (the history of dunning stages, failed charges and defaults, for
+delinquency as of a past date). Rows keep
 the account version they have applied and movements are keyed by event, so an event
 republished by the relay (at-least-once) is applied once. After a batch's events, each
 account's row is refreshed with `delinquency_as_of` at its last event's business time, in one
@@ -68,7 +70,12 @@ class Delinquency(Batched):
     """Applies account events to the delinquency tables, inside the caller's transaction."""
 
     name = "delinquency"
-    tables: tuple[str, ...] = ("delinquency", "delinquency_invoices", "receivable_movements")
+    tables: tuple[str, ...] = (
+        "delinquency",
+        "delinquency_invoices",
+        "receivable_movements",
+        "delinquency_invoice_facts",
+    )
     schema = SCHEMA
 
     def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:

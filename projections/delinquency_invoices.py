@@ -46,6 +46,15 @@ MOVEMENT_COLUMNS = {
     "occurred_at": "timestamptz",
     "account_version": "bigint",
 }
+FACT_COLUMNS = {
+    "account_id": "text",
+    "invoice_id": "text",
+    "account_version": "bigint",
+    "occurred_at": "timestamptz",
+    "dunning_stage": "integer",
+    "failed_attempts": "integer",
+    "renegotiation_defaulted": "boolean",
+}
 Key = tuple[str, str]  # (account id, invoice id)
 
 
@@ -62,6 +71,7 @@ class InvoiceRows:
         self.rows = {row[:2]: dict(zip(COLUMNS, row, strict=True)) for row in cursor.fetchall()}
         self.changed: set[Key] = set()
         self.movements: list[tuple[Any, ...]] = []
+        self.facts: list[tuple[Any, ...]] = []  # delinquency_invoice_facts rows
 
     def apply(self, event_type: str, record: dict[str, Any]) -> None:
         """Apply one account event's changes of open balances, then its facts about invoices."""
@@ -70,13 +80,29 @@ class InvoiceRows:
         facts = _FACTS.get(event_type)
         if facts is not None:
             for key in self._targets(event_type, record):
-                facts(self.rows[key], record)
+                row = self.rows[key]
+                facts(row, record)
                 self.changed.add(key)
+                if event_type in DATED_FACTS:
+                    self.facts.append(
+                        (
+                            *key,
+                            record["account_version"],
+                            record["occurred_at"],
+                            row["dunning_stage"],
+                            row["failed_attempts"],
+                            row["renegotiation_defaulted"],
+                        )
+                    )
 
     def write(self, cursor: psycopg.Cursor[Any]) -> None:
         """Write the movements and the rows changed, one statement each."""
         key = ("event_id", "invoice_id")
         upsert(cursor, "receivable_movements", MOVEMENT_COLUMNS, key, self.movements, replace=False)
+        fact_key = ("account_id", "invoice_id", "account_version")
+        upsert(
+            cursor, "delinquency_invoice_facts", FACT_COLUMNS, fact_key, self.facts, replace=False
+        )
         rows = (tuple(self.rows[key].values()) for key in sorted(self.changed))
         upsert(cursor, "delinquency_invoices", COLUMNS, ("account_id", "invoice_id"), rows)
 
@@ -179,6 +205,8 @@ def _final_action(row: dict[str, Any], record: dict[str, Any]) -> None:
     row["final_action_at"] = record["occurred_at"]
 
 
+# The facts `delinquency_as_of` counts as of a past time: each change is kept, dated.
+DATED_FACTS = frozenset({"PaymentReminderDue", "ChargeFailed", "RenegotiationDefaulted"})
 # Event type -> what it sets on the invoice rows it names (besides their open balances).
 _FACTS = {
     "PaymentReminderDue": _reminded,

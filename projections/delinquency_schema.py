@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS receivable_movements (
 );
 CREATE INDEX IF NOT EXISTS receivable_movements_by_invoice
     ON receivable_movements (account_id, invoice_id, occurred_at);
+CREATE TABLE IF NOT EXISTS delinquency_invoice_facts (
+    account_id text NOT NULL,
+    invoice_id text NOT NULL,
+    account_version bigint NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    dunning_stage integer NOT NULL,
+    failed_attempts integer NOT NULL,
+    renegotiation_defaulted boolean NOT NULL,
+    PRIMARY KEY (account_id, invoice_id, account_version)
+);
 """
 
 COMMENTS = """
@@ -151,6 +161,19 @@ COMMENT ON COLUMN receivable_movements.cause IS
 COMMENT ON COLUMN receivable_movements.change_minor IS
     'Change of the open balance, in minor units (positive: owed more).';
 COMMENT ON COLUMN receivable_movements.due_at IS 'The due date from then on, if the event set it.';
+COMMENT ON TABLE delinquency_invoice_facts IS
+    'Every change of an invoice''s dunning stage, failed charges or plan default, with its '
+    'business time: the history delinquency as of a past date reads them from.';
+COMMENT ON COLUMN delinquency_invoice_facts.account_id IS 'The upstream account id.';
+COMMENT ON COLUMN delinquency_invoice_facts.invoice_id IS 'The invoice or installment.';
+COMMENT ON COLUMN delinquency_invoice_facts.account_version IS 'The event that made the change.';
+COMMENT ON COLUMN delinquency_invoice_facts.occurred_at IS 'The business time of that event.';
+COMMENT ON COLUMN delinquency_invoice_facts.dunning_stage IS
+    'From then on: the highest stage_N reminder sent; 0: none.';
+COMMENT ON COLUMN delinquency_invoice_facts.failed_attempts IS
+    'From then on: the failed charges of the invoice.';
+COMMENT ON COLUMN delinquency_invoice_facts.renegotiation_defaulted IS
+    'From then on: the installment''s plan had defaulted.';
 """
 
 FUNCTIONS = """
@@ -193,11 +216,33 @@ RETURNS TABLE (account_id text, currency text, status text, open_minor bigint,
                hardship_until timestamptz, final_action text)
 LANGUAGE sql STABLE AS $$
     WITH b AS (
-        SELECT b.*, i.dunning_stage, i.failed_attempts, i.renegotiation_defaulted,
+        -- An invoice's dunning stage, failed charges and default as of as_of: its last fact
+        -- by then, none before the first; an invoice with no fact at all was projected
+        -- before facts were kept (rebuild to date them) and keeps its latest.
+        SELECT b.*,
+               coalesce(f.dunning_stage, CASE WHEN NOT f.any THEN i.dunning_stage END, 0)
+                   AS dunning_stage,
+               coalesce(f.failed_attempts, CASE WHEN NOT f.any THEN i.failed_attempts END, 0)
+                   AS failed_attempts,
+               coalesce(f.renegotiation_defaulted,
+                        CASE WHEN NOT f.any THEN i.renegotiation_defaulted END, false)
+                   AS renegotiation_defaulted,
                i.closed_at, i.closed_by, b.open_minor > 0 AS open,
                b.renegotiation_plan_id IS NOT NULL AS installment
         FROM invoice_balances_as_of(as_of, only_account) b
         JOIN delinquency_invoices i ON i.account_id = b.account_id AND i.invoice_id = b.invoice_id
+        CROSS JOIN LATERAL (
+            SELECT (array_agg(g.dunning_stage ORDER BY g.occurred_at DESC, g.account_version DESC)
+                        FILTER (WHERE g.occurred_at <= as_of))[1] AS dunning_stage,
+                   (array_agg(g.failed_attempts ORDER BY g.occurred_at DESC, g.account_version DESC)
+                        FILTER (WHERE g.occurred_at <= as_of))[1] AS failed_attempts,
+                   (array_agg(g.renegotiation_defaulted
+                              ORDER BY g.occurred_at DESC, g.account_version DESC)
+                        FILTER (WHERE g.occurred_at <= as_of))[1] AS renegotiation_defaulted,
+                   count(*) > 0 AS any
+            FROM delinquency_invoice_facts g
+            WHERE g.account_id = b.account_id AND g.invoice_id = b.invoice_id
+        ) f
     ), a AS (
         SELECT b.account_id,
             coalesce(sum(b.open_minor) FILTER (WHERE open), 0) AS open_minor,

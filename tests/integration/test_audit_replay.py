@@ -197,10 +197,12 @@ class TestCommands:
         assert "invoice sub-1/2 open_minor" in out and "beta" not in out
 
 
-# The figures delinquency_as_of (the read model's SQL) counts as of its time, as replay does.
-# Its dunning stage and failed charges (and the status they lead to) are each invoice's latest,
-# not as of the time asked: the 10 February view has the charges failed on the 15th.
+# The figures delinquency_as_of (the read model's SQL) counts as of its time, as replay does,
+# the dunning stage, failed charges and the status they lead to included.
 SHARED = (
+    "status",
+    "dunning_stage",
+    "failed_attempts",
     "open_minor",
     "overdue_minor",
     "oldest_unpaid_due_at",

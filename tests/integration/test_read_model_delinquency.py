@@ -124,6 +124,47 @@ class TestStoredDelinquency:
         ]
 
 
+DUNNING = "SELECT status, dunning_stage, failed_attempts FROM delinquency_as_of(%s, 'bob')"
+
+
+class TestDunningAsOf:
+    """Each invoice's dunning stage and failed charges as they stood at a past date, not the
+    latest: sub-1/1 (due day 14) failed its charge on day 14, with its charge_failed_1
+    reminder; the clock's tick on day 20 sent the stage_1 reminder, the tick on day 31
+    stage_3 (the highest then due, 14 days after the due date)."""
+
+    def test_stage_and_failed_charges_at_past_dates(self, book: Book) -> None:
+        """Day 13: nothing yet. Day 16: one failed charge, no reminder after the due date yet.
+        Day 25: stage 1. Day 32: stage 3 (before the hardship pause of day 33)."""
+        assert book.rows(DUNNING, day(13)) == [("current", 0, 0)]
+        assert book.rows(DUNNING, day(16)) == [("in_dunning", 0, 1)]
+        assert book.rows(DUNNING, day(25)) == [("in_dunning", 1, 1)]
+        assert book.rows(DUNNING, day(32)) == [("in_dunning", 3, 1)]
+
+    def test_each_change_is_kept_dated(self, book: Book) -> None:
+        """delinquency_invoice_facts: a row per event that set a fact, dated by the event: the
+        failed charge and its reminder (day 14), stage 1 (day 20), stage 3 (day 31)."""
+        assert book.rows(
+            "SELECT invoice_id, occurred_at, dunning_stage, failed_attempts, "
+            "renegotiation_defaulted FROM delinquency_invoice_facts "
+            "ORDER BY occurred_at, account_version"
+        ) == [
+            ("sub-1/1", day(14), 0, 1, False),
+            ("sub-1/1", day(14), 0, 1, False),
+            ("sub-1/1", day(20), 1, 1, False),
+            ("sub-1/1", day(31), 3, 1, False),
+        ]
+
+    def test_invoices_projected_before_the_facts_keep_their_latest(self, book: Book) -> None:
+        """With no fact kept for sub-1/1 (a read model projected before the table existed),
+        day 16 shows its latest stage 3 rather than none; the facts' removal is rolled back."""
+        with book.connection.transaction(force_rollback=True):
+            book.connection.execute("DELETE FROM delinquency_invoice_facts")
+            rows = book.connection.execute(DUNNING, (day(16),)).fetchall()
+        assert rows == [("in_dunning", 3, 1)]
+        assert book.rows(DUNNING, day(16)) == [("in_dunning", 0, 1)]
+
+
 AGING = (
     "SELECT status, open_minor, overdue_minor, days_past_due, current_minor, "
     "past_due_1_30_minor, past_due_31_60_minor, past_due_61_90_minor, past_due_91_plus_minor "
