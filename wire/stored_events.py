@@ -114,7 +114,11 @@ class StoredRecords:
             state = orjson.loads(notification.state)
             if type(state) is not dict or state.get("class_version", 1) < topic.class_version:
                 return None  # an older stored version: the event class upcasts it
-            fields = {name: self._value(value) for name, value in state.items()}
+            value_of, scalars = self._value, _SCALARS  # most values are scalars: no call
+            fields = {
+                name: value if type(value) in scalars else value_of(value)
+                for name, value in state.items()
+            }
             identity = event_id(notification.originator_id, notification.originator_version)
             if topic.version_field is None:
                 record = plain_result_record(fields, topic.redelivery)
@@ -172,7 +176,7 @@ class StoredRecords:
                 raise _NotDirect
             values = {}
             for name, stored in data.items():
-                value = self._value(stored)
+                value = stored if type(stored) in _SCALARS else self._value(stored)
                 convert = converters.get(name)
                 if convert is not None:
                     if type(value) is dict:
