@@ -16,7 +16,9 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -43,8 +45,7 @@ _SCALARS: frozenset[type[Any]] = frozenset({str, int, float, bool, type(None)})
 _STORED_BASE_FIELDS = EVENT_BASE_FIELDS | {"class_version"}  # the mapper pops class_version
 
 
-@dataclass(frozen=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
     """The record of one stored event, the schema it is written with, and its event id."""
 
     schema_name: str
@@ -137,25 +138,34 @@ class StoredRecords:
     def _value(self, value: Any) -> Any:
         """A stored JSON value as the plain value the domain path makes of its decoded object."""
         kind = type(value)
+        if kind is dict:
+            read = self._tags.get(value.get("_type_")) if len(value) == 2 else None
+            if read is None or "_data_" not in value:
+                raise _NotDirect  # an unknown tag, or a plain object: its objects would stay
+            return read(value["_data_"])
+        if kind is list:
+            return [item if type(item) in _SCALARS else self._value(item) for item in value]
         if kind in _SCALARS:
             return value
-        if kind is list:
-            return [self._value(item) for item in value]
-        if kind is not dict or len(value) != 2 or "_type_" not in value or "_data_" not in value:
-            raise _NotDirect  # a plain object: the domain path keeps the objects inside it
-        read = self._tags.get(value["_type_"])
-        if read is None:
-            raise _NotDirect
-        return read(value["_data_"])
+        raise _NotDirect
 
     def _reader(self, transcoding: Transcoding) -> Read:
         if isinstance(transcoding, DataclassAsDict):
             return self._dataclass_reader(transcoding)
+        decode = transcoding.decode
+        if issubclass(transcoding.type, datetime | date):  # `plain` keeps what these decode to
+
+            def read_time(data: Any) -> Any:
+                if type(data) is not str:
+                    raise _NotDirect
+                return decode(data)
+
+            return read_time
 
         def read(data: Any) -> Any:
             if type(data) not in _SCALARS:
                 raise _NotDirect  # the object hook would have decoded what is inside first
-            value = plain(transcoding.decode(data))
+            value = plain(decode(data))
             if type(value) is dict:
                 raise _NotDirect  # spread or not: only a value object's dict is known here
             return value
@@ -169,25 +179,51 @@ class StoredRecords:
             return _not_direct
         names = set(transcoding.field_names)
         defaults = _defaults(cls)
-        converters = transcoding.converters
+        converters = {name: _converted(c) for name, c in transcoding.converters.items()}
+        value_of = self._value
 
         def read(data: Any) -> Any:
             if type(data) is not dict:
                 raise _NotDirect
-            values = {}
-            for name, stored in data.items():
-                value = stored if type(stored) in _SCALARS else self._value(stored)
-                convert = converters.get(name)
-                if convert is not None:
-                    if type(value) is dict:
-                        raise _NotDirect  # the converter would be given the value object
-                    value = plain(convert(value))
-                values[name] = value
+            values = {
+                name: value if type(value) in _SCALARS else value_of(value)
+                for name, value in data.items()
+            }
+            for name, convert in converters.items():  # the decoding converts what it finds
+                if name in values:
+                    values[name] = convert(values[name])
             if values.keys() != names:
                 _fill_defaults(values, names, defaults)
             return values
 
         return read
+
+
+def _converted(convert: Callable[[Any], Any]) -> Read:
+    """What `plain` makes of a value object's field converted on decoding, from the plain value."""
+    if isinstance(convert, type) and issubclass(convert, Enum):
+        members = {member.value: member.value for member in convert.__members__.values()}
+
+        def read_member(value: Any) -> Any:
+            return members[value]  # KeyError: left to the enum's own lookup (_missing_)
+
+        return read_member
+    if convert is tuple:
+
+        def read_sequence(value: Any) -> Any:
+            if type(value) is not list:
+                raise _NotDirect
+            return value  # its items are plain already: so is the tuple made of them
+
+        return read_sequence
+
+    return functools.partial(_plain_converted, convert)
+
+
+def _plain_converted(convert: Callable[[Any], Any], value: Any) -> Any:
+    if type(value) is dict:
+        raise _NotDirect  # the converter would be given the value object
+    return plain(convert(value))
 
 
 def _defaults(cls: type[Any]) -> dict[str, Callable[[], Any]]:

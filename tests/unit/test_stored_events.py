@@ -22,6 +22,7 @@ from wire.stored_events import StoredMessages, StoredRecords
 
 SUBSCRIBED = "ledger.account:Account.Subscribed"
 INVOICE_PAID = "ledger.account:Account.InvoicePaid"
+INVOICE_ISSUED = "ledger.account:Account.InvoiceIssued"
 
 
 @pytest.fixture(name="codec", scope="module")
@@ -143,6 +144,20 @@ class TestLeftToTheDomainEvent:
             first(notifications, SUBSCRIBED), lambda s: s["terms"]["_data_"].update(colour="red")
         )
         assert StoredRecords(mapper).of(odd) is None
+
+    def test_a_value_the_enum_of_its_field_does_not_know_is_left(
+        self, history: tuple[Mapper[Any], list[Notification]]
+    ) -> None:
+        """A posting's side is converted to Side on decoding: SIDEWAYS is Side's to refuse."""
+        mapper, notifications = history
+
+        def sideways(state: dict[str, Any]) -> None:
+            state["postings"][0]["_data_"]["side"] = "SIDEWAYS"
+
+        odd = with_state(first(notifications, INVOICE_ISSUED), sideways)
+        assert StoredRecords(mapper).of(odd) is None
+        with pytest.raises(ValueError, match="SIDEWAYS"):
+            mapper.to_domain_event(odd)
 
     def test_a_compressed_store_is_read_by_the_mapper(
         self, history: tuple[Mapper[Any], list[Notification]], codec: AvroCodec
