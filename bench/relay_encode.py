@@ -1,8 +1,7 @@
 """The relay's per-event work, before and after issue 15: stored notification -> Kafka message.
 
 `previous_outgoing` is wire/event_records.py's `outgoing` as it was (the event id made twice,
-every value through the Enum/dataclass/sequence checks), and `PreviousCodec` the codec's encode
-as it was (fastavro asked for its errors on every record), kept as the reference the current
+every value through the Enum/dataclass/sequence checks), kept as the reference the current
 paths must match byte for byte (tests/unit/test_event_records.py) and as the benchmark's
 baseline. Timed against it: `outgoing` of the domain event (the first step of issue 15) and
 StoredMessages (the record straight from the stored state), alternating.
@@ -14,25 +13,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from eventsourcing.persistence import Mapper, Notification
-from fastavro import schemaless_writer
-from fastavro.validation import ValidationError, validate
 
 from bench.projections import generate
 from infra.kafka import Outgoing
 from ledger.application import event_id
 from ledger.receipts import CommandReceipt
 from tests.unit.builders import in_memory_ledger
-from wire.codec import MAGIC, AvroCodec, InvalidRecord
+from wire.codec import AvroCodec
 from wire.event_records import EVENT_SCHEMAS, PLAN_EVENT_SCHEMAS, RESULT_SCHEMA, outgoing
 from wire.stored_events import StoredMessages, StoredRecords
 from wire.topics import EVENTS_TOPIC, RESULTS_TOPIC
@@ -99,22 +95,6 @@ def _previous_result(
     return Outgoing(RESULTS_TOPIC, key.encode(), value, headers)
 
 
-class PreviousCodec(AvroCodec):
-    """AvroCodec with its encode as it was: fastavro's validation raising on every misfit."""
-
-    def encode(self, schema_name: str, record: Mapping[str, Any]) -> bytes:
-        """The same bytes as AvroCodec.encode, at the cost they had."""
-        schema = self.schema(schema_name)
-        try:
-            validate(record, schema, raise_errors=True, strict=True)
-        except ValidationError as error:
-            raise InvalidRecord(schema_name, None, str(error)) from error
-        buffer = io.BytesIO()
-        buffer.write(MAGIC + self.fingerprint(schema_name))
-        schemaless_writer(buffer, schema, record, strict_allow_default=True)
-        return buffer.getvalue()
-
-
 def _previous_plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
@@ -159,13 +139,12 @@ def main() -> None:
     generate(ledger, args.commands, args.accounts)
     notifications = ledger.recorder.select_notifications(start=1, limit=1_000_000)
     codec = AvroCodec()
-    codecs = {"before": PreviousCodec(), "domain_event": codec, "stored_state": codec}
     times: dict[str, list[float]] = {name: [] for name in PATHS}
     load = os.getloadavg()[0]
     for _ in range(args.rounds):
         for name, build in PATHS.items():
             started = time.process_time()
-            build(ledger.mapper, notifications, codecs[name])
+            build(ledger.mapper, notifications, codec)
             times[name].append(time.process_time() - started)
     best = {name: round(len(notifications) / min(t)) for name, t in times.items()}
     median = {name: round(len(notifications) / statistics.median(t)) for name, t in times.items()}

