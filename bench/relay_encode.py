@@ -157,6 +157,7 @@ def main() -> None:
         "ratio_best": round(best["stored_state"] / best["before"], 2),
         "ratio_median": round(median["stored_state"] / median["before"], 2),
         "ratio_to_domain_event_best": round(best["stored_state"] / best["domain_event"], 2),
+        "ratio_to_domain_event_median": round(median["stored_state"] / median["domain_event"], 2),
         "rounds": args.rounds,
         "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
     }
