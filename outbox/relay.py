@@ -26,7 +26,7 @@ from infra.postgres import (
 )
 from ledger.application import BillingLedger
 from wire.codec import AvroCodec
-from wire.event_records import outgoing
+from wire.stored_events import StoredMessages
 
 logger = structlog.get_logger(__name__)
 
@@ -58,6 +58,7 @@ class EventRelay:
         self.codec = codec
         self.cluster_id = cluster_id
         self.batch_size = batch_size
+        self._messages = StoredMessages(ledger.mapper, codec)
         self._database = Reconnecting(database_url, autocommit=True, on_connect=create_table)
         self._database.get()
         # The lead is a lock held in an open transaction of this connection: a new connection
@@ -75,9 +76,7 @@ class EventRelay:
         )
         if not notifications:
             return 0
-        messages = [
-            outgoing(self.ledger.mapper.to_domain_event(n), n.id, self.codec) for n in notifications
-        ]
+        messages = [self._messages(n) for n in notifications]
         self.producer.produce_batch(messages)
         crash_point("relay.after_produce")
         last = notifications[-1].id

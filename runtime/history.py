@@ -23,7 +23,8 @@ from infra.kafka import KafkaClients, Message, Reader
 from infra.postgres import connect
 from ledger.application import BillingLedger
 from wire.codec import AvroCodec, AvroError
-from wire.event_records import EVENT_SCHEMAS, event_record
+from wire.event_records import EVENT_SCHEMAS, RESULT_SCHEMA, event_record
+from wire.stored_events import StoredRecords
 from wire.topics import EVENTS_TOPIC
 
 PAGE = 5000  # events per read of the history and per batch applied
@@ -138,15 +139,24 @@ def stored_events_of(
     mapper: Mapper[Any], notifications: Iterable[Notification], codec: AvroCodec
 ) -> list[Event]:
     """The billing.events events among stored `notifications` (receipts left out), each the
-    record the relay encodes, converted as the projector's decoding returns it (no Avro bytes:
-    tests/unit/test_history.py checks the records equal the round trip's)."""
+    record the relay encodes (made from the stored state where StoredRecords can), converted as
+    the projector's decoding returns it (no Avro bytes: tests/unit/test_history.py checks the
+    records equal the round trip's)."""
     events = []
+    records = StoredRecords(mapper)
     for notification in notifications:
-        event = mapper.to_domain_event(notification)
-        schema_name = EVENT_SCHEMAS.get(type(event))
-        if schema_name is not None:
-            record = _decoded_as(codec, schema_name)(event_record(event))
-            events.append((schema_name.rpartition(".")[2], record))
+        if records.schema_of(notification) == RESULT_SCHEMA:
+            continue
+        stored = records.of(notification)
+        if stored is None:
+            event = mapper.to_domain_event(notification)
+            schema_name = EVENT_SCHEMAS.get(type(event))
+            if schema_name is None:
+                continue
+            record = event_record(event)
+        else:
+            schema_name, record = stored.schema_name, stored.record
+        events.append((schema_name.rpartition(".")[2], _decoded_as(codec, schema_name)(record)))
     return events
 
 

@@ -58,16 +58,27 @@ PLAN_EVENT_SCHEMAS: dict[type[Any], str] = {
 }
 EVENT_SCHEMAS = ACCOUNT_EVENT_SCHEMAS | PLAN_EVENT_SCHEMAS
 RESULT_SCHEMA = "billing.results.CommandResult"
+PLAN_SCHEMA_NAMES = frozenset(PLAN_EVENT_SCHEMAS.values())
 # Types whose values go into a record unchanged. Exact types: an Enum subclassing str is not one.
 _AS_IS: frozenset[type[Any]] = frozenset({str, int, bool, float, type(None), datetime, date})
-_EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+EVENT_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
 def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
     """The Kafka message that publishes the stored `event` found at notification `position`."""
     identity = event_id(event.originator_id, event.originator_version)
     if isinstance(event, CommandReceipt.Recorded | CommandReceipt.Redelivered):
-        record = result_record(event)
+        return message(RESULT_SCHEMA, result_record(event), identity, position, codec)
+    record = event_record(event, identity)  # the event id is a uuid5: made once
+    return message(EVENT_SCHEMAS[type(event)], record, identity, position, codec)
+
+
+def message(
+    schema_name: str, record: dict[str, Any], identity: str, position: int, codec: AvroCodec
+) -> Outgoing:
+    """The Kafka message publishing `record`, the event `identity` at notification `position`."""
+    value = codec.encode(schema_name, record)
+    if schema_name == RESULT_SCHEMA:
         headers: Headers = (
             ("event_type", b"CommandResult"),
             ("event_id", identity.encode()),
@@ -75,18 +86,14 @@ def outgoing(event: Any, position: int, codec: AvroCodec) -> Outgoing:
             ("command_id", record["command_id"].encode()),
             ("status", record["status"].encode()),
         )
-        value = codec.encode(RESULT_SCHEMA, record)
         key = record["plan_id"] or record["account_id"]
         return Outgoing(RESULTS_TOPIC, key.encode(), value, headers)
-    schema_name = EVENT_SCHEMAS[type(event)]
-    record = event_record(event, identity)  # the event id is a uuid5: made once
     headers = (
         ("event_type", schema_name.rpartition(".")[2].encode()),
         ("event_id", identity.encode()),
         ("event_position", str(position).encode()),
     )
-    value = codec.encode(schema_name, record)
-    key = record["plan_id"] if type(event) in PLAN_EVENT_SCHEMAS else record["account_id"]
+    key = record["plan_id"] if schema_name in PLAN_SCHEMA_NAMES else record["account_id"]
     return Outgoing(EVENTS_TOPIC, key.encode(), value, headers)
 
 
@@ -111,43 +118,51 @@ def _record(event: Any, version_field: str, identity: str | None = None) -> dict
         version_field: event.originator_version,
     }
     for name, value in vars(event).items():
-        if name in _EVENT_BASE_FIELDS:
+        if name in EVENT_BASE_FIELDS:
             continue
         if type(value) in _AS_IS:
             record[name] = value
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            record.update(_plain(value))  # a value object such as Terms is spread into the record
+            record.update(plain(value))  # a value object such as Terms is spread into the record
         else:
-            record[name] = _plain(value)
+            record[name] = plain(value)
     return record
 
 
 def result_record(event: CommandReceipt.Recorded | CommandReceipt.Redelivered) -> dict[str, Any]:
     """A receipt event as the CommandResult it publishes."""
-    rejection = event.rejection
+    fields = {name: plain(value) for name, value in vars(event).items()}
+    return plain_result_record(fields, isinstance(event, CommandReceipt.Redelivered))
+
+
+def plain_result_record(fields: dict[str, Any], redelivery: bool) -> dict[str, Any]:
+    """The CommandResult of a receipt event's fields, plain (`plain`): a redelivery's or not."""
+    rejection, source = fields["rejection"], fields["source"]
     return {
-        "command_id": event.command_id,
-        "command_type": event.command_type,
-        "account_id": event.account_id,
-        "plan_id": event.plan_id,
+        "command_id": fields["command_id"],
+        "command_type": fields["command_type"],
+        "account_id": fields["account_id"],
+        "plan_id": fields.get("plan_id"),  # None before 0.3.0, as the event class's default
         "status": "ACCEPTED" if rejection is None else "REJECTED",
-        "event_ids": list(event.event_ids),
-        "rejection": None if rejection is None else _plain(rejection),
-        "redelivery": isinstance(event, CommandReceipt.Redelivered),
-        "source_topic": event.source.topic,
-        "source_partition": event.source.partition,
-        "source_offset": event.source.offset,
-        "issued_at": event.timestamp,
+        "event_ids": fields["event_ids"],
+        "rejection": rejection,
+        "redelivery": redelivery,
+        "source_topic": source["topic"],
+        "source_partition": source["partition"],
+        "source_offset": source["offset"],
+        "issued_at": fields["timestamp"],
     }
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A field's value as a record holds it: an enum as its value, a value object as a dict of
+    its fields, a sequence as a list."""
     if type(value) in _AS_IS:  # most values: no Enum, dataclass or sequence checks
         return value
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
