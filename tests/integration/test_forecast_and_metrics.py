@@ -22,6 +22,7 @@ from infra.postgres import create_tables
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from projections.projector import catch_up
 from projections.registry import READ_MODELS
 from runtime.report_forecast import forecast_report
 from runtime.report_metrics import metrics_report
@@ -130,6 +131,7 @@ def fixture_database(
             for event_type, record in events:
                 for model in READ_MODELS:
                     model.apply(cursor, event_type, record)
+            catch_up(cursor, READ_MODELS)
     yield connection
     connection.close()
 
@@ -322,5 +324,6 @@ class TestSnapshots:
                 for event_type, record in sorted(events, key=lambda e: e[1]["occurred_at"]):
                     for model in READ_MODELS:
                         model.apply(cursor, event_type, record)
+                catch_up(cursor, READ_MODELS)
         assert self._snapshots(database) == by_account
         assert len(by_account) > 0
