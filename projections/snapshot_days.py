@@ -15,7 +15,8 @@ from typing import Any
 
 import psycopg
 
-from projections.forecast_book import HORIZON_DAYS, Database, forecast_days, load_book
+from projections.forecast_book import HORIZON_DAYS, Book, Database, forecast_days
+from projections.forecast_history import load_history
 from projections.forecast_model import midnight
 
 SETTLE_DAYS = 7  # a day's snapshot waits until events 7 days later are seen
@@ -82,16 +83,19 @@ def pending_days(database: Database) -> int:
 
 
 def make_days(cursor: psycopg.Cursor[Any], currency: str, first: date, days: int) -> None:
-    """Make the snapshots of `days` days from `first`, one after another."""
+    """Make the snapshots of `days` days from `first`, the tables read once for all of them."""
+    if days <= 0:
+        return
+    history = load_history(cursor, currency, midnight(first + timedelta(days=days - 1)))
     for n in range(days):
-        make(cursor, currency, first + timedelta(days=n))
+        made_on = first + timedelta(days=n)
+        _store(cursor, currency, made_on, history.as_of(midnight(made_on)))
 
 
-def make(cursor: psycopg.Cursor[Any], currency: str, made_on: date) -> None:
-    """Store the forecast made at 00:00 UTC of `made_on` (its days with something scheduled),
-    replacing any made before."""
-    as_of = midnight(made_on)
-    estimates = forecast_days(load_book(cursor, currency, as_of), as_of, HORIZON_DAYS)[0]
+def _store(cursor: psycopg.Cursor[Any], currency: str, made_on: date, book: Book) -> None:
+    """Store the forecast made at 00:00 UTC of `made_on` from `book` (its days with something
+    scheduled), replacing any made before."""
+    estimates = forecast_days(book, midnight(made_on), HORIZON_DAYS)[0]
     cursor.execute(
         "DELETE FROM forecast_snapshots WHERE currency = %s AND made_on = %s", (currency, made_on)
     )

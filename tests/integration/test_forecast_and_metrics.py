@@ -4,7 +4,7 @@ and their reports against figures worked out by hand."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +22,8 @@ from infra.postgres import create_tables
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from projections.forecast_book import load_book
+from projections.forecast_history import load_history
 from projections.projector import catch_up
 from projections.registry import READ_MODELS
 from runtime.report_forecast import forecast_report
@@ -327,3 +329,18 @@ class TestSnapshots:
                 catch_up(cursor, READ_MODELS)
         assert self._snapshots(database) == by_account
         assert len(by_account) > 0
+
+    def test_the_rows_read_once_are_those_read_day_by_day(
+        self, database: psycopg.Connection[Any]
+    ) -> None:
+        """The book seen as of any time from the rows read once up to 3 April (how many days'
+        snapshots are made at once) equals load_book's as of that time: items, their kinds after
+        a failed charge, settlements, subscription versions with the default kinds then."""
+        until = at(4, 3, 0, 0)
+        for currency in ("EUR", "USD"):
+            history = load_history(database, currency, until)
+            moment = at(1, 1, 0, 0)
+            while moment <= until:
+                assert history.as_of(moment) == load_book(database, currency, moment), moment
+                moment += timedelta(hours=13)
+        assert len(history.as_of(until).items) > 0
