@@ -6,7 +6,8 @@ The history is generated through the application directly (bench/mix.py's comman
 and saved 1,000 per transaction, as the command consumer does), then:
 - **projector**: the stored events, encoded as the relay publishes them, are applied by
   `Projector._apply` in batches of 500 messages (its transaction, positions, failures and
-  dead letters; no broker: the rate is the projector's own write path);
+  dead letters; no broker: the rate is the projector's own write path), then
+  `Projector.catch_up` makes the forecast snapshots the batches left pending, timed apart;
 - **relay**: `EventRelay.run_once` until the notification log is published to an embedded
   broker (tansu; `LEDGER_KAFKA_CLIENT` picks the client), events and receipts;
 - **rebuild**: `runtime.rebuild.rebuild` of every read model from the event store, then its

@@ -7,7 +7,7 @@ later whose business time is at or before a snapshot's time (a lagging partition
 applied out of order) makes that snapshot again. So the snapshots depend on the events only,
 never on their order: a rebuild reproduces them. Applying events only records from which day
 each currency's snapshots are to be made (`forecast_snapshot_pending`); they are made apart
-(projections/snapshot_days.py: a few per projector batch, the rest when the projector is
+(projections/snapshot_days.py: one per projector batch, the rest when the projector is
 idle, and at the end of a rebuild), so recent snapshots may be pending while the projector
 catches up. The payment method kinds the forecast groups by are kept here as they changed
 (`forecast_default_kinds`, `forecast_attempt_kinds`), so a past day's forecast uses the kinds
@@ -28,7 +28,6 @@ from projections.snapshot_days import (
     first_made_on,
     make_pending,
     mark_pending,
-    pending_days,
 )
 
 SCHEMA = """
@@ -196,10 +195,6 @@ class ForecastSnapshots:
         """Make pending snapshots, oldest first, at most `budget` days (all if None); answer
         how many were made."""
         return make_pending(cursor, budget)
-
-    def pending(self, cursor: psycopg.Cursor[Any]) -> int:
-        """How many snapshot days are pending."""
-        return pending_days(cursor)
 
 
 def _new_account_event(
