@@ -188,6 +188,20 @@ class TestForecast:
         # acc-2's 120.00 is past due now, in the 1-30 band (18 days)
         assert report["past_due"][0]["scheduled_minor"] == 12_000
 
+    def test_a_pending_snapshot_gives_no_forecast_yet(
+        self, database: psycopg.Connection[Any]
+    ) -> None:
+        """With EUR's snapshots from 9 Mar on pending (the projector catching up), the days they
+        would judge (16 Mar on) have no forecast rather than the rows made before; 15 Mar keeps
+        acc-2's 120.00 of the snapshot of 8 Mar."""
+        with database.transaction(force_rollback=True):
+            database.execute("INSERT INTO forecast_snapshot_pending VALUES ('EUR', '2024-03-09')")
+            pending = forecast_report(database, as_of=at(4, 2, 12), currency="EUR")
+        made = forecast_report(database, as_of=at(4, 2, 12), currency="EUR")
+        for report, sixteenth in ((pending, None), (made, 0)):
+            assert rows_with(report["accuracy"], day="2024-03-16")[0]["expected_minor"] == sixteenth
+            assert rows_with(report["accuracy"], day="2024-03-15")[0]["expected_minor"] == 12_000
+
 
 class TestMetrics:
     """MRR, churn dated at the end, charges, dunning and feedback, as of 2 April."""
