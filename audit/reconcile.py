@@ -22,7 +22,7 @@ from psycopg import sql
 from audit.history import History
 from audit.store import EVENTS_TABLE
 from ledger.application import BillingLedger
-from projections.projector import Projection
+from projections.projector import Projection, catch_up
 from runtime.rebuild import apply_notifications
 from wire.codec import AvroCodec
 
@@ -108,6 +108,7 @@ def read_model_differences(
         with connection.cursor() as cursor:
             for page in _pages(connection, live):
                 apply_notifications(cursor, models, mapper, page, codec)
+            catch_up(cursor, models)
         differences = []
         for table in (t for model in models for t in model.tables):
             differences += _compare_table(connection, live, scratch, table)

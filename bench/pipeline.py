@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench.mix import Command, encoded, plans, workload
 from bench.observe import EventsWatch, PeakMemory, PositionSampler, ResultsWatch, Samples
 from bench.servers import BenchServers, ledger_env, ledger_running
 from infra.config import Settings
 from infra.kafka import KafkaClients, Outgoing, Producer, TopicSpec, clients
+from projections.snapshot_days import pending_days
 from runtime.runner import topic_specs
 from wire.topics import COMMANDS_TOPIC
 
@@ -140,7 +143,9 @@ def pipeline_run(
             watchers.wait(warm_up)  # the groups have joined, the tables exist
             load_before = [round(x, 2) for x in os.getloadavg()]
             with profiled(process.pid, servers.home / f"profile-{label}.txt") as profile:
+                started = time.perf_counter()
                 figures = {"burst": burst_phase(producer, watchers, burst)}
+                figures["burst"]["to_snapshots_made_s"] = snapshots_made(database_url, started)
             figures["burst"]["load_average_before_after"] = [
                 load_before,
                 [round(x, 2) for x in os.getloadavg()],
@@ -151,6 +156,21 @@ def pipeline_run(
     finally:
         producer.close()
         watchers.stop()
+
+
+def snapshots_made(database_url: str, started: float, timeout_s: float = 600.0) -> float | None:
+    """Seconds from `started` until no forecast snapshot day is pending (the projector makes
+    them after the events, projections/snapshot_days.py); None if it never said (older code)."""
+    deadline = time.perf_counter() + timeout_s
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        while time.perf_counter() < deadline:
+            try:
+                if not pending_days(connection):
+                    return round(time.perf_counter() - started, 3)
+            except psycopg.errors.UndefinedTable:
+                return None
+            time.sleep(0.05)
+    return None
 
 
 @contextmanager

@@ -50,12 +50,13 @@ def finish(
         with Console(file=stream).status("The read models are catching up") as status:
             settled = settle(
                 where,
-                lambda lag: status.update(
+                lambda lag, days: status.update(
                     f"The read models are catching up: {lag or 0:,} events to apply"
+                    + (f", {days:,} forecast snapshot days to make" if days else "")
                 ),
             )
     else:
-        settled = settle(where, lambda _: None)
+        settled = settle(where, lambda _lag, _days: None)
     if where.stop.is_set():
         raise Stopped("stopped while the read models were catching up")
     progress.settle_s = time.monotonic() - started
@@ -73,11 +74,11 @@ def finish(
 
 
 def settle(
-    where: Where, waiting: Callable[[int | None], None], timeout_s: float = SETTLE_TIMEOUT_S
+    where: Where, waiting: Callable[[int | None, int], None], timeout_s: float = SETTLE_TIMEOUT_S
 ) -> bool:
-    """Wait until every stored event is relayed and applied to the read models, telling
-    `waiting` how many events they lag behind meanwhile; False if they did not move for
-    `timeout_s`."""
+    """Wait until every stored event is relayed and applied to the read models and the
+    forecast snapshots are made, telling `waiting` how many events they lag behind and how
+    many snapshot days are left meanwhile; False if they did not move for `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     least: int | None = None
     while time.monotonic() < deadline and not where.stop.is_set():
@@ -86,12 +87,14 @@ def settle(
                 "SELECT (SELECT coalesce(max(notification_id), 0) FROM billing_events) "
                 "<= (SELECT coalesce(max(notification_id), 0) FROM ledger_relay_positions)"
             ).fetchone()
-        lag = projections_status(where.database_url, where.kafka).lag
-        if row is not None and row[0] and lag == 0:
+        status = projections_status(where.database_url, where.kafka)
+        if row is not None and row[0] and status.caught_up:
             return True
-        if lag is not None and (least is None or lag < least):
-            least, deadline = lag, time.monotonic() + timeout_s  # they move: wait on
-        waiting(lag)
+        lag = status.lag
+        left = None if lag is None else lag + status.pending_snapshot_days
+        if left is not None and (least is None or left < least):
+            least, deadline = left, time.monotonic() + timeout_s  # they move: wait on
+        waiting(lag, status.pending_snapshot_days)
         where.stop.wait(0.2)
     return False
 

@@ -5,10 +5,14 @@ rows known then), for the HORIZON_DAYS days from M. It is taken once the currenc
 reach SETTLE_DAYS past M, for every day after the currency's first event; an event applied
 later whose business time is at or before a snapshot's time (a lagging partition, a history
 applied out of order) makes that snapshot again. So the snapshots depend on the events only,
-never on their order: a rebuild reproduces them. The payment method kinds the forecast groups
-by are kept here as they changed (`forecast_default_kinds`, `forecast_attempt_kinds`), so a
-past day's forecast uses the kinds in force then. Reads the forecast and subscriptions
-models' tables, which come before it in the registry.
+never on their order: a rebuild reproduces them. Applying events only records from which day
+each currency's snapshots are to be made (`forecast_snapshot_pending`); they are made apart
+(projections/snapshot_days.py: one per projector batch, the rest when the projector is
+idle, and at the end of a rebuild), so recent snapshots may be pending while the projector
+catches up. The payment method kinds the forecast groups by are kept here as they changed
+(`forecast_default_kinds`, `forecast_attempt_kinds`), so a past day's forecast uses the kinds
+in force then. Reads the forecast and subscriptions models' tables, which come before it in
+the registry.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from typing import Any
 
 import psycopg
 
-from projections.forecast_book import HORIZON_DAYS, forecast_days, load_book
-from projections.forecast_model import midnight
-
-SETTLE_DAYS = 7  # a day's snapshot waits until events 7 days later are seen
+from projections.snapshot_days import (
+    SETTLE_DAYS,
+    first_made_on,
+    make_pending,
+    mark_pending,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forecast_snapshots (
@@ -61,6 +67,17 @@ COMMENT ON TABLE forecast_snapshot_range IS
 COMMENT ON COLUMN forecast_snapshot_range.currency IS 'ISO 4217 code.';
 COMMENT ON COLUMN forecast_snapshot_range.first_day IS 'UTC day of its earliest event.';
 COMMENT ON COLUMN forecast_snapshot_range.last_day IS 'UTC day of its latest event.';
+
+CREATE TABLE IF NOT EXISTS forecast_snapshot_pending (
+    currency text PRIMARY KEY,
+    pending_from date NOT NULL
+);
+COMMENT ON TABLE forecast_snapshot_pending IS
+    'Per currency, the first day whose snapshot events applied have not been made into yet: '
+    'the snapshots of pending_from to last_day - 7 are made again when the projector catches up.';
+COMMENT ON COLUMN forecast_snapshot_pending.currency IS 'ISO 4217 code.';
+COMMENT ON COLUMN forecast_snapshot_pending.pending_from IS
+    'The earliest made_on to be made (again); the later ones too.';
 
 CREATE TABLE IF NOT EXISTS forecast_snapshot_accounts (
     account_id text PRIMARY KEY,
@@ -144,6 +161,7 @@ class ForecastSnapshots:
     tables: tuple[str, ...] = (
         "forecast_snapshots",
         "forecast_snapshot_range",
+        "forecast_snapshot_pending",
         "forecast_snapshot_accounts",
         "forecast_default_kinds",
         "forecast_attempt_kinds",
@@ -156,7 +174,7 @@ class ForecastSnapshots:
         self.apply_batch(cursor, [(event_type, record)])
 
     def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
-        """Record the events' kinds, then make the snapshots they change, once per batch."""
+        """Record the events' kinds and the snapshots they change, to be made by `catch_up`."""
         span: dict[str, tuple[datetime, datetime]] = {}  # currency -> earliest, latest time
         changed: dict[str, datetime] = {}  # currency -> earliest time an input changed
         for event_type, record in events:
@@ -171,7 +189,12 @@ class ForecastSnapshots:
             if event_type in INPUTS:
                 changed[currency] = min(changed.get(currency, since), since)
         for currency, (first, last) in sorted(span.items()):
-            _snapshot(cursor, currency, (first, last), changed.get(currency))
+            _widen(cursor, currency, (first, last), changed.get(currency))
+
+    def catch_up(self, cursor: psycopg.Cursor[Any], budget: int | None = None) -> int:
+        """Make pending snapshots, oldest first, at most `budget` days (all if None); answer
+        how many were made."""
+        return make_pending(cursor, budget)
 
 
 def _new_account_event(
@@ -226,53 +249,42 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def _snapshot(
+def _widen(
     cursor: psycopg.Cursor[Any],
     currency: str,
     span: tuple[datetime, datetime],
     changed: datetime | None,
 ) -> None:
-    """Widen the currency's span of days to the events'; make every snapshot of it that is
-    new, or whose time is at or after `changed` (the earliest input the events changed)."""
+    """Widen the currency's span of days to the events'; mark pending the snapshots that are
+    new, and every one whose time is at or after `changed` (the earliest input changed)."""
     row = cursor.execute(
         "SELECT first_day, last_day FROM forecast_snapshot_range WHERE currency = %s", (currency,)
     ).fetchone()
     if row is None:
-        first, last, made = _day(span[0]), _day(span[1]), (date.max, date.min)  # none made
+        first, last = _day(span[0]), _day(span[1])
+        dirty = [first + timedelta(days=1)]  # none made yet
     else:
-        made = (row[0], row[1] - timedelta(days=SETTLE_DAYS))  # snapshots made: (first, end]
         first, last = min(row[0], _day(span[0])), max(row[1], _day(span[1]))
-        if (first, last) == tuple(row) and changed is None:
-            return
-    cursor.execute(
-        "INSERT INTO forecast_snapshot_range VALUES (%s, %s, %s) ON CONFLICT (currency) "
-        "DO UPDATE SET first_day = EXCLUDED.first_day, last_day = EXCLUDED.last_day",
-        (currency, first, last),
-    )
-    made_on = first + timedelta(days=1)
-    while made_on <= last - timedelta(days=SETTLE_DAYS):
-        new = not made[0] < made_on <= made[1]
-        if new or (changed is not None and midnight(made_on) >= changed):
-            _make(cursor, currency, made_on)
-        made_on += timedelta(days=1)
-
-
-def _make(cursor: psycopg.Cursor[Any], currency: str, made_on: date) -> None:
-    """Store the forecast made at 00:00 UTC of `made_on` (its days with something scheduled),
-    replacing any made before."""
-    as_of = midnight(made_on)
-    estimates = forecast_days(load_book(cursor, currency, as_of), as_of, HORIZON_DAYS)[0]
-    cursor.execute(
-        "DELETE FROM forecast_snapshots WHERE currency = %s AND made_on = %s", (currency, made_on)
-    )
-    rows = [
-        (day, e.scheduled_minor, e.expected_minor, e.low_minor, e.high_minor, e.amounts)
-        for day, e in estimates.items()
-        if e.amounts
-    ]
-    if rows:
+        dirty = _new_days(tuple(row), (first, last))
+    if changed is not None:
+        dirty.append(first_made_on(changed))
+    if row is None or (first, last) != tuple(row):
         cursor.execute(
-            "INSERT INTO forecast_snapshots SELECT %s, %s, * FROM unnest(%s::date[], "
-            "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::integer[])",
-            (currency, made_on, *map(list, zip(*rows, strict=True))),
+            "INSERT INTO forecast_snapshot_range VALUES (%s, %s, %s) ON CONFLICT (currency) "
+            "DO UPDATE SET first_day = EXCLUDED.first_day, last_day = EXCLUDED.last_day",
+            (currency, first, last),
         )
+    pending_from = max(min(dirty, default=date.max), first + timedelta(days=1))
+    if pending_from <= last - timedelta(days=SETTLE_DAYS):
+        mark_pending(cursor, currency, pending_from)
+
+
+def _new_days(before: tuple[date, date], after: tuple[date, date]) -> list[date]:
+    """The first day of each run of snapshot days `after`'s span has and `before`'s had not:
+    those after a new first day, and those past the old end."""
+    new = []
+    if after[0] < before[0]:
+        new.append(after[0] + timedelta(days=1))
+    if after[1] > before[1]:
+        new.append(before[1] - timedelta(days=SETTLE_DAYS - 1))
+    return new

@@ -9,7 +9,10 @@ takes the batch's events at once (projections.batch) in one savepoint; if that f
 batch is applied again event by event, a savepoint each, to find the events that fail. An
 event redelivered within a batch (the relay publishes at least once) is applied once: an
 account's (or plan's) event whose version is not above one earlier in the batch is left out,
-as the rows' own versions leave out one redelivered in a later batch.
+as the rows' own versions leave out one redelivered in a later batch. A projection may defer
+work (the forecast snapshots: a `catch_up` method): the projector gives it a small budget after
+each batch, in the batch's transaction, and a larger one in a transaction of its own whenever
+a poll returns nothing, polling without waiting while work remains.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ EVENT_SCHEMA_NAMES = frozenset(EVENT_SCHEMAS.values())
 
 logger = structlog.get_logger(__name__)
 
+# Deferred work (forecast snapshot days, tens of milliseconds each) done after each batch, and
+# per transaction when a poll returns nothing. A burst from interleaved partitions marks early
+# days again and again, so what a batch makes is mostly made again later: one day per batch
+# only guarantees progress under sustained load; idle, a few days per transaction keep what
+# arrives meanwhile waiting well under a second.
+CATCH_UP_PER_BATCH = 1
+CATCH_UP_WHEN_IDLE = 8
+
 POSITIONS_TABLE = "projection_positions"
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection_positions (
@@ -73,6 +84,21 @@ class Projection(Protocol):
     ) -> None: ...
 
 
+def catch_up(
+    cursor: psycopg.Cursor[Any], projections: Sequence[Projection], budget: int | None = None
+) -> int:
+    """Let each projection that defers work (a `catch_up(cursor, budget)` method) do it, at
+    most `budget` units in all (all of it if None); answer how many were done."""
+    done = 0
+    for projection in projections:
+        hook = getattr(projection, "catch_up", None)
+        if budget is not None and done >= budget:
+            break
+        if hook is not None:
+            done += int(hook(cursor, None if budget is None else budget - done))
+    return done
+
+
 class Projector:
     """Feeds every event of billing.events to its projections, one transaction per batch."""
 
@@ -92,7 +118,8 @@ class Projector:
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
-        self.loop = TrackedLoop("projector", consumer, self.stored_offset, self._apply, int)
+        self.loop = TrackedLoop("projector", consumer, self.stored_offset, self._apply, self._idle)
+        self._behind = True  # deferred work may be left from before a restart
         self._database = Reconnecting(database_url, on_connect=self._create_tables)
         self._database.get()
 
@@ -124,8 +151,36 @@ class Projector:
         self.loop.subscribe(topics)
 
     def run_once(self, timeout_s: float = 0.5) -> int:
-        """Apply one polled batch; answer how many events it held."""
-        return self.loop.run_once(timeout_s)
+        """Apply one polled batch, or deferred work if none came; answer how many events it
+        held. The poll does not wait while deferred work remains."""
+        return self.loop.run_once(0.0 if self._behind else timeout_s)
+
+    def catch_up(self) -> None:
+        """Do all the projections' deferred work now, as idle polls would."""
+        while self._behind:
+            self._idle()
+
+    def _idle(self) -> int:
+        """Deferred work, a bounded share in a transaction of its own; no events applied."""
+        connection = self.connection
+        with connection.transaction(), connection.cursor() as cursor:
+            done = self._catch_up(connection, cursor, CATCH_UP_WHEN_IDLE)
+        self._behind = done >= CATCH_UP_WHEN_IDLE
+        return 0
+
+    def _catch_up(
+        self, connection: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], budget: int
+    ) -> int:
+        """Deferred work in a savepoint: a failure is logged and left for later, and never
+        holds back the events (the rows it reads stay as the events left them)."""
+        try:
+            with connection.transaction():
+                return catch_up(cursor, self.projections, budget)
+        except Exception as error:
+            if connection.broken or isinstance(error, psycopg.OperationalError):
+                raise
+            logger.exception("projector.catch_up.failed")
+            return 0
 
     def _apply(self, messages: list[Message]) -> int:
         dead: list[Outgoing] = []
@@ -134,6 +189,10 @@ class Projector:
             stale = stale_accounts(cursor, self.name)
             events = self._events(messages, stale, dead)
             failed = self._apply_batch(connection, cursor, events, stale)
+            # a budget used up means work is left: poll without waiting, to do it when idle
+            self._behind = (
+                self._catch_up(connection, cursor, CATCH_UP_PER_BATCH) >= CATCH_UP_PER_BATCH
+            )
             crash_point("projector.mid_batch")
             if dead:
                 self.producer.produce_batch(dead)

@@ -2,7 +2,9 @@
 
 The head of each partition is its high watermark from a fetch response (the embedded broker
 answers ListOffsets LATEST wrongly for batched records); the lag is the head less the next
-offset the projector would apply. Failures and stale accounts come from projection_failures.
+offset the projector would apply. Failures and stale accounts come from projection_failures;
+the forecast snapshot days still to be made (the projector makes them once idle) from
+forecast_snapshot_pending.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import psycopg
 from infra.kafka import KafkaClients
 from infra.postgres import connect
 from projections.registry import READ_MODELS, READ_MODELS_PROJECTOR
+from projections.snapshot_days import pending_days
 from wire.topics import EVENTS_TOPIC
 
 
@@ -51,12 +54,18 @@ class ProjectionsStatus:
     partitions: tuple[PartitionLag, ...]
     failures: tuple[Failure, ...]
     stale_accounts: tuple[str, ...]
+    pending_snapshot_days: int  # forecast snapshots not made yet since events changed them
 
     @property
     def lag(self) -> int | None:
         """Events on billing.events not applied yet, over all partitions (None if unknown)."""
         lags = [p.lag for p in self.partitions]
         return None if None in lags else sum(lag or 0 for lag in lags)
+
+    @property
+    def caught_up(self) -> bool:
+        """Every event applied and every forecast snapshot made."""
+        return self.lag == 0 and self.pending_snapshot_days == 0
 
     def as_dict(self) -> dict[str, Any]:
         """The status as plain data, for --json."""
@@ -84,6 +93,10 @@ class ProjectionsStatus:
             )
         stale = ", ".join(self.stale_accounts) or "none"
         lines.append(f"stale accounts (rows stop before their failed event): {stale}")
+        lines.append(
+            f"forecast snapshot days pending (made when the projector is idle): "
+            f"{self.pending_snapshot_days}"
+        )
         return "\n".join(lines)
 
 
@@ -101,6 +114,7 @@ def projections_status(database_url: str, kafka: KafkaClients) -> ProjectionsSta
     with connect(database_url) as connection:
         applied = _positions(connection, cluster_id)
         failures = _failures(connection)
+        snapshot_days = _pending_snapshot_days(connection)
     heads = kafka.high_watermarks(EVENTS_TOPIC, {p: o + 1 for p, o in applied.items()})
     partitions = tuple(
         PartitionLag(number, applied.get(number), head, _lag(head, applied.get(number)))
@@ -114,6 +128,7 @@ def projections_status(database_url: str, kafka: KafkaClients) -> ProjectionsSta
         partitions,
         failures,
         stale,
+        snapshot_days,
     )
 
 
@@ -149,3 +164,11 @@ def _failures(connection: psycopg.Connection[Any]) -> tuple[Failure, ...]:
         connection.rollback()
         return ()
     return tuple(Failure(*row) for row in rows)
+
+
+def _pending_snapshot_days(connection: psycopg.Connection[Any]) -> int:
+    try:
+        return pending_days(connection)
+    except psycopg.errors.UndefinedTable:
+        connection.rollback()
+        return 0

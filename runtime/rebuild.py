@@ -24,7 +24,7 @@ from psycopg import sql
 from infra.kafka import KafkaClients
 from infra.postgres import connect
 from ledger.application import BillingLedger
-from projections.projector import Projection
+from projections.projector import Projection, catch_up
 from runtime.history import Event, Page, open_history, store_pages, stored_events_of
 from wire.codec import AvroCodec
 
@@ -118,7 +118,8 @@ def _apply(
     pages: Iterator[Page],
     progress: Progress | None,
 ) -> int:
-    """Apply every page of events to `models`, a transaction each; answer the events applied."""
+    """Apply every page of events to `models`, a transaction each, then the work they deferred
+    (the forecast snapshots, each day made once); answer the events applied."""
     count, pages_done = 0, 0
     for page in pages:
         with connection.transaction(), connection.cursor() as cursor:
@@ -130,6 +131,9 @@ def _apply(
         count += len(page.events)
         if progress is not None:
             progress(page.done, page.total)
+    with connection.transaction(), connection.cursor() as cursor:
+        _use_rebuild_schema(connection)
+        catch_up(cursor, models)
     return count
 
 
@@ -218,6 +222,7 @@ def _swap(
         with connection.cursor() as cursor:
             for page in store_pages(ledger, position):
                 apply_page(cursor, models, page.events)
+            catch_up(cursor, models)
         connection.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         for table in tables:
             connection.execute(

@@ -16,7 +16,7 @@ import psycopg
 
 from projections.forecast_book import HORIZON_DAYS, forecast_days, load_book
 from projections.forecast_model import Estimate, Probabilities, midnight
-from projections.forecast_snapshots import SETTLE_DAYS
+from projections.snapshot_days import SETTLE_DAYS
 from runtime.reports import latest_business_time
 
 ACCURACY_DAYS = 30  # past days whose forecast is set against what was collected
@@ -33,19 +33,23 @@ def accuracy(
     lead_days: int = LEAD_DAYS,
 ) -> tuple[list[Row], float | None]:
     """Each of the `days` days before the as-of day: the expected inflow the forecast stored
-    `lead_days` before it gave (None without a snapshot), and the cash collected; with the
+    `lead_days` before it gave (None without a snapshot, or while it is pending: made again
+    once the projector catches up), and the cash collected; with the
     mean absolute percentage error over the days that had both and collected something."""
     today = as_of.astimezone(UTC).date()
     first = today - timedelta(days=days)
-    # A day has a forecast if a snapshot was made `lead_days` before it; no row there: 0.
+    # A day has a forecast if a snapshot was made `lead_days` before it and is not pending
+    # (the projector has not made it since events changed it); no row there: 0.
     expected = dict(
         connection.execute(
             "SELECT d::date, COALESCE(s.expected_minor, 0) FROM generate_series(%(first)s::date, "
             "%(today)s::date - 1, '1 day') d JOIN forecast_snapshot_range r "
             "ON r.currency = %(currency)s AND d::date - %(lead)s > r.first_day "
             "AND d::date - %(lead)s <= r.last_day - %(settle)s "
+            "LEFT JOIN forecast_snapshot_pending p ON p.currency = r.currency "
             "LEFT JOIN forecast_snapshots s ON s.currency = %(currency)s AND s.day = d::date "
-            "AND s.made_on = d::date - %(lead)s",
+            "AND s.made_on = d::date - %(lead)s "
+            "WHERE p.pending_from IS NULL OR d::date - %(lead)s < p.pending_from",
             {
                 "first": first,
                 "today": today,

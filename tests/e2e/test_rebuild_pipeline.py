@@ -89,7 +89,9 @@ def _settled(servers: Servers, commands: int) -> bool:
             return False
     if not stored or not relayed or stored[0] != relayed[0]:
         return False
-    return projections_status(servers.database_url, kafka_clients(servers.kafka_bootstrap)).lag == 0
+    return projections_status(
+        servers.database_url, kafka_clients(servers.kafka_bootstrap)
+    ).caught_up
 
 
 @pytest.fixture(name="book")

@@ -2,7 +2,8 @@
 
 Commands go to an in-memory ledger as the consumer would send them; the events they stored are
 published as billing.events messages (the relay's encoding), decoded as the projector decodes
-them, and applied by every registered read model in one transaction per step.
+them, and applied by every registered read model in one transaction per step, which ends with the work
+they deferred (the forecast snapshots), as the projector does when idle.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 from commands.table import command_from_record
 from infra.postgres import create_tables
 from ledger.application import BillingLedger
-from projections.projector import POSITIONS_SCHEMA
+from projections.projector import POSITIONS_SCHEMA, catch_up
 from projections.registry import READ_MODELS
 from tests.unit.builders import Sender, in_memory_ledger
 from wire.codec import AvroCodec
@@ -123,6 +124,7 @@ class Book:
                 self.messages.append((event_type, decoded.record))
                 for model in READ_MODELS:
                     model.apply(cursor, event_type, decoded.record)
+            catch_up(cursor, READ_MODELS)  # as the projector does once idle
         if notifications:
             self.position = notifications[-1].id
 
@@ -132,6 +134,7 @@ class Book:
             for event_type, record in self.messages:
                 for model in READ_MODELS:
                     model.apply(cursor, event_type, record)
+            catch_up(cursor, READ_MODELS)
 
     def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows of a query, in a transaction of their own."""

@@ -4,7 +4,7 @@ and their reports against figures worked out by hand."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +22,9 @@ from infra.postgres import create_tables
 from ledger.application import BillingLedger
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from projections.forecast_book import load_book
+from projections.forecast_history import load_history
+from projections.projector import catch_up
 from projections.registry import READ_MODELS
 from runtime.report_forecast import forecast_report
 from runtime.report_metrics import metrics_report
@@ -130,6 +133,7 @@ def fixture_database(
             for event_type, record in events:
                 for model in READ_MODELS:
                     model.apply(cursor, event_type, record)
+            catch_up(cursor, READ_MODELS)
     yield connection
     connection.close()
 
@@ -183,6 +187,20 @@ class TestForecast:
         assert rows_with(report["accuracy"], day="mean")[0]["absolute_percentage_error"] == 100.0
         # acc-2's 120.00 is past due now, in the 1-30 band (18 days)
         assert report["past_due"][0]["scheduled_minor"] == 12_000
+
+    def test_a_pending_snapshot_gives_no_forecast_yet(
+        self, database: psycopg.Connection[Any]
+    ) -> None:
+        """With EUR's snapshots from 9 Mar on pending (the projector catching up), the days they
+        would judge (16 Mar on) have no forecast rather than the rows made before; 15 Mar keeps
+        acc-2's 120.00 of the snapshot of 8 Mar."""
+        with database.transaction(force_rollback=True):
+            database.execute("INSERT INTO forecast_snapshot_pending VALUES ('EUR', '2024-03-09')")
+            pending = forecast_report(database, as_of=at(4, 2, 12), currency="EUR")
+        made = forecast_report(database, as_of=at(4, 2, 12), currency="EUR")
+        for report, sixteenth in ((pending, None), (made, 0)):
+            assert rows_with(report["accuracy"], day="2024-03-16")[0]["expected_minor"] == sixteenth
+            assert rows_with(report["accuracy"], day="2024-03-15")[0]["expected_minor"] == 12_000
 
 
 class TestMetrics:
@@ -322,5 +340,21 @@ class TestSnapshots:
                 for event_type, record in sorted(events, key=lambda e: e[1]["occurred_at"]):
                     for model in READ_MODELS:
                         model.apply(cursor, event_type, record)
+                catch_up(cursor, READ_MODELS)
         assert self._snapshots(database) == by_account
         assert len(by_account) > 0
+
+    def test_the_rows_read_once_are_those_read_day_by_day(
+        self, database: psycopg.Connection[Any]
+    ) -> None:
+        """The book seen as of any time from the rows read once up to 3 April (how many days'
+        snapshots are made at once) equals load_book's as of that time: items, their kinds after
+        a failed charge, settlements, subscription versions with the default kinds then."""
+        until = at(4, 3, 0, 0)
+        for currency in ("EUR", "USD"):
+            history = load_history(database, currency, until)
+            moment = at(1, 1, 0, 0)
+            while moment <= until:
+                assert history.as_of(moment) == load_book(database, currency, moment), moment
+                moment += timedelta(hours=13)
+        assert len(history.as_of(until).items) > 0

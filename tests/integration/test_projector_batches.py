@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -17,8 +18,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from infra.kafka import Message
-from projections.projector import Projector
+from projections.projector import CATCH_UP_PER_BATCH, Projector
 from projections.registry import READ_MODELS
+from projections.snapshot_days import pending_days
 from tests.helpers import Servers, kafka_clients
 from tests.integration.books import CODEC, Book, day
 from wire.event_records import EVENT_SCHEMAS
@@ -65,19 +67,33 @@ def messages_of(events: list[tuple[str, dict[str, object]]]) -> list[Message]:
     ]
 
 
-def project_at_once(servers: Servers, database_url: str, messages: list[Message]) -> None:
-    """Apply `messages` as one batch of the read models' projector."""
+@contextmanager
+def projector_on(servers: Servers, database_url: str) -> Iterator[Projector]:
+    """The read models' projector writing to `database_url` (its batches given by hand)."""
     kafka = kafka_clients(servers.kafka_bootstrap)
     consumer, producer = kafka.consumer(f"batches-{uuid.uuid4().hex[:6]}"), kafka.producer()
     projector = Projector(
         "read-models", READ_MODELS, consumer, producer, CODEC, database_url, "cluster-a"
     )
     try:
-        assert projector._apply(messages) == len(messages)
+        yield projector
     finally:
         projector.close()
         consumer.close()
         producer.close()
+
+
+def project_at_once(servers: Servers, database_url: str, messages: list[Message]) -> None:
+    """Apply `messages` as one batch of the read models' projector, then its deferred work."""
+    with projector_on(servers, database_url) as projector:
+        assert projector._apply(messages) == len(messages)
+        projector.catch_up()
+
+
+def pending_snapshot_days(database_url: str) -> int:
+    """The forecast snapshot days left to make."""
+    with psycopg.connect(database_url) as connection:
+        return pending_days(connection)
 
 
 def checksums(database_url: str) -> dict[str, tuple[object, ...]]:
@@ -112,3 +128,36 @@ class TestBatches:
         expected = checksums(servers.database_url)
         assert expected["balances"][0] == 2
         assert checksums(other_database) == expected
+
+
+class TestDeferredSnapshots:
+    """The forecast snapshots, made after the batches, end the same whatever the batching."""
+
+    def test_small_batches_in_another_order_leave_the_same_rows(
+        self, book: Book, servers: Servers, other_database: str
+    ) -> None:
+        """Batches of three events, all of bob's before alice's (business time going back),
+        then the idle catch-up: every table equals the one-event-at-a-time book's."""
+        events = sorted(book.messages, key=lambda event: event[1]["account_id"] != "bob")
+        messages = messages_of(events)
+        with projector_on(servers, other_database) as projector:
+            for start in range(0, len(messages), 3):
+                projector._apply(messages[start : start + 3])
+            projector.catch_up()
+        assert pending_snapshot_days(other_database) == 0
+        assert checksums(other_database) == checksums(servers.database_url)
+
+    def test_a_batch_over_its_budget_leaves_days_pending_until_idle(
+        self, book: Book, servers: Servers, other_database: str
+    ) -> None:
+        """One batch of the whole history makes CATCH_UP_PER_BATCH snapshot days and leaves
+        the rest pending; idle polls make them, and the tables equal the book's."""
+        with projector_on(servers, other_database) as projector:
+            projector._apply(messages_of(book.messages))
+            pending = pending_snapshot_days(other_database)
+            made = checksums(other_database)["forecast_snapshots"]
+            projector.catch_up()
+        assert pending > CATCH_UP_PER_BATCH  # 41 days of events: snapshots made on days 1 to 34
+        assert made != checksums(servers.database_url)["forecast_snapshots"]
+        assert pending_snapshot_days(other_database) == 0
+        assert checksums(other_database) == checksums(servers.database_url)
