@@ -28,6 +28,7 @@ from projections.snapshot_days import (
     first_made_on,
     make_pending,
     mark_pending,
+    pending_days,
 )
 
 SCHEMA = """
@@ -195,6 +196,10 @@ class ForecastSnapshots:
         """Make pending snapshots, oldest first, at most `budget` days (all if None); answer
         how many were made."""
         return make_pending(cursor, budget)
+
+    def pending(self, cursor: psycopg.Cursor[Any]) -> int:
+        """How many snapshot days `catch_up` has left to make."""
+        return pending_days(cursor)
 
 
 def _new_account_event(

@@ -99,6 +99,15 @@ def catch_up(
     return done
 
 
+def pending_work(cursor: psycopg.Cursor[Any], projections: Sequence[Projection]) -> int:
+    """The units of deferred work `catch_up` has left (a `pending(cursor)` method each)."""
+    return sum(
+        int(hook(cursor))
+        for projection in projections
+        if (hook := getattr(projection, "pending", None)) is not None
+    )
+
+
 class Projector:
     """Feeds every event of billing.events to its projections, one transaction per batch."""
 

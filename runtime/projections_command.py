@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, database_url: str, kafka: KafkaClients | None)
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} events/s"),
+        TextColumn("{task.fields[rate]}/s"),
         TimeRemainingColumn(),
     )
     try:
@@ -83,6 +83,17 @@ def run(args: argparse.Namespace, database_url: str, kafka: KafkaClients | None)
                     task, completed=done, total=total, rate=f"{speed:,.0f}" if speed else "-"
                 )
 
+            def snapshots(done: int, total: int) -> None:
+                if len(bar.tasks) == 1:
+                    bar.add_task("forecast snapshots (days)", total=total, rate="-")
+                speed = bar.tasks[1].speed
+                bar.update(
+                    bar.tasks[1].id,
+                    completed=done,
+                    total=total,
+                    rate=f"{speed:,.0f}" if speed else "-",
+                )
+
             outcome = rebuild.rebuild(
                 ledger,
                 database_url,
@@ -91,6 +102,7 @@ def run(args: argparse.Namespace, database_url: str, kafka: KafkaClients | None)
                 progress=advance,
                 source=args.source,
                 kafka=kafka,
+                deferred_progress=snapshots,
             )
     finally:
         ledger.close()

@@ -24,12 +24,13 @@ from psycopg import sql
 from infra.kafka import KafkaClients
 from infra.postgres import connect
 from ledger.application import BillingLedger
-from projections.projector import Projection, catch_up
+from projections.projector import Projection, catch_up, pending_work
 from runtime.history import Event, Page, open_history, store_pages, stored_events_of
 from wire.codec import AvroCodec
 
 REBUILD_SCHEMA = "read_models_rebuild"
 Progress = Callable[[int, int], None]  # (messages read, messages in the history)
+CATCH_UP_STEP = 32  # deferred work done between two reports of its progress
 
 
 @dataclass
@@ -57,18 +58,22 @@ def rebuild(
     progress: Progress | None = None,
     source: str = "auto",
     kafka: KafkaClients | None = None,
+    deferred_progress: Progress | None = None,
 ) -> Outcome:
     """Rebuild `models` into REBUILD_SCHEMA from the history, compare, and swap in if asked.
 
     `source`: `events` (billing.events, on the broker `kafka` reaches), `store`, or `auto`:
     the topic when it holds the whole history, else the store (always without `kafka`).
+    `progress` is told (messages read, messages in all) after each page; `deferred_progress`
+    (units done, units in all) as the work the pages deferred is done (the forecast
+    snapshots' days).
     """
     started = time.monotonic()
     history = open_history(ledger, database_url, source, kafka)
     with connect(database_url) as connection:
         live = live_schema(connection)
         _fresh_schema(connection, models)
-        events = _apply(connection, models, history.pages(), progress)
+        events = _apply(connection, models, history.pages(), progress, deferred_progress)
         outcome = Outcome(events, time.monotonic() - started, source=history.name)
         outcome.differences = compare(connection, models, live)
         if swap:
@@ -117,6 +122,7 @@ def _apply(
     models: Sequence[Projection],
     pages: Iterator[Page],
     progress: Progress | None,
+    deferred_progress: Progress | None = None,
 ) -> int:
     """Apply every page of events to `models`, a transaction each, then the work they deferred
     (the forecast snapshots, each day made once); answer the events applied."""
@@ -133,7 +139,13 @@ def _apply(
             progress(page.done, page.total)
     with connection.transaction(), connection.cursor() as cursor:
         _use_rebuild_schema(connection)
-        catch_up(cursor, models)
+        total, done = pending_work(cursor, models), 0
+        while step := catch_up(cursor, models, CATCH_UP_STEP):
+            done += step
+            if deferred_progress is not None:
+                deferred_progress(done, max(total, done))
+            if step < CATCH_UP_STEP:
+                break
     return count
 
 

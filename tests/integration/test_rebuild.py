@@ -47,6 +47,26 @@ class TestRebuild:
         assert outcome.differences == {}
         assert outcome.events == len(book.messages)
 
+    def test_the_deferred_snapshots_are_made_with_their_progress(
+        self, book: Book, store: BillingLedger
+    ) -> None:
+        """After the pages, each snapshot day (first_day < made_on <= last_day - 7) is made
+        once, CATCH_UP_STEP days between reports, the last report at the total."""
+        reports: list[tuple[int, int]] = []
+        outcome = rebuild.rebuild(
+            store,
+            book.connection.info.dsn,
+            READ_MODELS,
+            deferred_progress=lambda done, total: reports.append((done, total)),
+        )
+        assert outcome.differences == {}
+        [(days,)] = book.rows("SELECT last_day - first_day - 7 FROM forecast_snapshot_range")
+        assert days > rebuild.CATCH_UP_STEP  # so the work is reported in more than one step
+        assert reports[-1] == (days, days)
+        assert [done for done, _ in reports] == sorted(
+            {min(days, n * rebuild.CATCH_UP_STEP) for n in range(1, len(reports) + 1)}
+        )
+
     def test_a_difference_is_reported_by_table_and_key(
         self, book: Book, store: BillingLedger
     ) -> None:
