@@ -12,9 +12,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from projections.forecast_book import (
     ISSUE_KIND,
@@ -66,31 +66,45 @@ class History:
     settlements: list[Settlement]
     versions: list[tuple[datetime, int, tuple[str, str], Schedule]]
     defaults: dict[str, Changes]  # account -> its default payment method kinds
+    # (row's index, kind) -> the row with that kind: made once, not again for every day
+    _with_kind: dict[tuple[int, str], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_of(self, as_of: datetime) -> Book:
         """The rows known at `as_of`, as `load_book` reads them."""
-        items = [self._item(item, as_of) for item in self.items if item.issued_at <= as_of]
+        items = [
+            self._item(n, item, as_of)
+            for n, item in enumerate(self.items)
+            if item.issued_at <= as_of
+        ]
         settled: dict[tuple[str, str], list[Settlement]] = defaultdict(list)
         for settlement in self.settlements:
             if settlement.settled_at <= as_of:
                 settled[(settlement.account_id, settlement.item_id)].append(settlement)
         versions = [
-            (
-                valid_from,
-                version,
-                key,
-                replace(schedule, payment_method_kind=self._kind(key, as_of)),
-            )
-            for valid_from, version, key, schedule in self.versions
+            (valid_from, version, key, self._schedule(n, schedule, self._kind(key, as_of)))
+            for n, (valid_from, version, key, schedule) in enumerate(self.versions)
             if valid_from <= as_of
         ]
         return Book(items, dict(settled), versions)
 
-    def _item(self, item: Item, as_of: datetime) -> Item:
-        """The item with the kind of its last charge attempt by `as_of`, if any."""
+    def _item(self, n: int, item: Item, as_of: datetime) -> Item:
+        """Item `n` with the kind of its last charge attempt by `as_of`, if any."""
         attempts = self.attempts.get(item.key)
         attempted = attempts.at(as_of) if attempts else None
-        return item if attempted is None else replace(item, payment_method_kind=attempted)
+        if attempted is None:
+            return item
+        made: Item | None = self._with_kind.get((n, attempted))
+        if made is None:
+            made = self._with_kind[(n, attempted)] = replace(item, payment_method_kind=attempted)
+        return made
+
+    def _schedule(self, n: int, schedule: Schedule, kind: str) -> Schedule:
+        """Version `n`'s schedule charged with `kind` (the same object for the same kind)."""
+        key = (-1 - n, kind)  # negative: apart from the items' indices
+        made: Schedule | None = self._with_kind.get(key)
+        if made is None:
+            made = self._with_kind[key] = replace(schedule, payment_method_kind=kind)
+        return made
 
     def _kind(self, key: tuple[str, str], as_of: datetime) -> str:
         """The subscription's account's default kind at `as_of`."""
