@@ -63,7 +63,8 @@ class CommandConsumer:
         self.producer = producer
         self.codec = codec
         self.cluster_id = cluster_id
-        self.cache = cache or AccountCache(0)
+        # Not `cache or ...`: an empty cache is falsy (it has a length), and every cache starts empty.
+        self.cache = cache if cache is not None else AccountCache(0)
         self.loop: TrackedLoop[list[Outcome]] = TrackedLoop(
             "commands",
             consumer,

@@ -6,13 +6,18 @@ import pytest
 from hypothesis import given
 
 from commands.account_cache import AccountCache
+from commands.consumer import CommandConsumer
 from commands.handlers import process
 from commands.unit_of_work import UnitOfWork
+from infra.kafka import Message
 from ledger.account import Account
 from ledger.application import BillingLedger
+from tests import helpers
+from tests.helpers import CODEC, command_message
 from tests.unit.builders import Sender, in_memory_ledger, open_account, subscribe
 from tests.unit.histories import History, histories
 from tests.unit.test_properties import PROPERTY, streams
+from wire.topics import COMMANDS_TOPIC
 
 
 @pytest.fixture(name="ledger")
@@ -84,3 +89,18 @@ class TestCachedBatches:
                 send(*batch)
         assert streams(cached) == streams(plain)
         assert streams(small) == streams(plain)
+
+
+class TestConsumerCache:
+    """The command consumer keeps its batches' accounts in the cache it is given."""
+
+    def test_an_empty_cache_given_is_the_one_used(self, ledger: BillingLedger) -> None:
+        """Every cache starts empty, and an empty one is falsy: it must still be the consumer's
+        (an `or` once swapped it for one of capacity 0, so no account was ever kept)."""
+        cache = AccountCache(10)
+        consumer = CommandConsumer(ledger, None, None, CODEC, "cluster", cache)  # type: ignore[arg-type]
+        record = helpers.open_account("acc-1")
+        key, value = command_message("OpenAccount", record)
+        consumer._process_or_drop([Message(COMMANDS_TOPIC, 0, 0, key, value)])
+        assert consumer.cache is cache
+        assert list(cache.take(["acc-1"])) == ["acc-1"]
