@@ -59,7 +59,8 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
     It also inserts without psycopg's pipeline mode: the library's pipelined insert hangs
     forever (both ends waiting to read) once one batch's array parameter reaches a few
     megabytes, e.g. 1,000 events over a unix socket or 5,000 events of 2 kB over TCP
-    (psycopg 3.3.9; see psycopg issue 685). The statements are the library's own.
+    (psycopg 3.3.9; see psycopg issue 685). The statements are the library's own, but for the
+    insert of the events, which sends them as four binary arrays (`_insert_stored_events`).
     """
 
     def __init__(
@@ -74,6 +75,15 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
         )
         self.batch_heads = BatchHeadsTable(datastore.schema, heads_table_name(events_table_name))
         self.sql_create_statements.append(self.batch_heads.create_statement)
+        self.insert_columns_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(events_table_name),
+            id_type=Identifier(datastore.originator_id_type),
+        )
 
     @staticmethod
     def clock() -> datetime:
@@ -130,6 +140,23 @@ class PositionsProcessRecorder(PostgresProcessRecorder):
             now=self.clock(),
         )
         self.batch_heads.insert(curs, sealed)
+
+    def _insert_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """Insert the events as the library does (under its table lock, after its NOTIFY, one
+        statement answering the notification ids in order), but from four arrays sent in
+        binary: the library's one array of composite values is dumped as text, value by value
+        in Python, about 35 µs of the writer's CPU per event; four plain arrays, about 4 µs."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        curs.execute(self.insert_columns_statement, columns, prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events_of_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
