@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import JSONTranscoder, ProcessRecorder, Transcoder, Transcoding
 
@@ -96,6 +97,29 @@ class EnumKeepingTranscoder(JSONTranscoder):
         return value
 
 
+class OrjsonTranscoder(EnumKeepingTranscoder):
+    """EnumKeepingTranscoder's JSON, byte for byte, written by orjson: about 5x faster.
+
+    orjson writes str, int, list and dict subclasses (StrEnum members, say) as their plain
+    values, as the json module does; datetimes, dates and dataclasses it is told to hand to
+    the registered transcodings, as the json module does. What orjson refuses (an int beyond
+    64 bits, a key that is not a str, a type without a transcoding) is written by the json
+    module, which gives its own bytes or its own error. The two would write a float
+    differently (1e16 against 1e+16); no event holds one (money is integer minor units), and
+    tests/unit/test_transcoder.py compares the bytes of every event of random histories.
+    """
+
+    OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def encode(self, obj: Any) -> bytes:
+        if isinstance(obj, dict):
+            obj = {key: self._tagged(value) for key, value in obj.items()}
+        try:
+            return orjson.dumps(obj, default=self._encode_obj, option=self.OPTIONS)
+        except orjson.JSONEncodeError:
+            return JSONTranscoder.encode(self, obj)
+
+
 TRANSCODINGS: tuple[Transcoding, ...] = (
     DateAsISO(),
     DataclassAsDict(Posting, {"side": Side}),
@@ -158,7 +182,7 @@ class BillingLedger(Application[UUID]):
         return self.recorder
 
     def construct_transcoder(self) -> Transcoder:
-        transcoder = EnumKeepingTranscoder()
+        transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
 
