@@ -9,6 +9,7 @@ nothing is skipped silently. `handle_batch` is the part in memory, callable with
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,8 +113,9 @@ class CommandConsumer:
         self.ledger.save(*handled.work.changed, positions=positions)
         self.cache.keep(handled.work.accounts)
         crash_point("commands.after_save")
-        for outcome in handled.outcomes:
-            _log_outcome(outcome)
+        if logger.is_enabled_for(logging.INFO):  # else binding each outcome's context is waste
+            for outcome in handled.outcomes:
+                _log_outcome(outcome)
         return handled.outcomes
 
     def _not_yet_stored(self, messages: list[Message]) -> list[Message]:

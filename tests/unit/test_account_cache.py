@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
+from structlog.testing import capture_logs
 
 from commands.account_cache import AccountCache
 from commands.consumer import CommandConsumer
@@ -91,6 +92,14 @@ class TestCachedBatches:
         assert streams(small) == streams(plain)
 
 
+def open_by_consumer(ledger: BillingLedger, cache: AccountCache) -> CommandConsumer:
+    """A command consumer (no Kafka) that has processed one batch: OpenAccount acc-1."""
+    consumer = CommandConsumer(ledger, None, None, CODEC, "cluster", cache)  # type: ignore[arg-type]
+    key, value = command_message("OpenAccount", helpers.open_account("acc-1"))
+    consumer._process_or_drop([Message(COMMANDS_TOPIC, 0, 0, key, value)])
+    return consumer
+
+
 class TestConsumerCache:
     """The command consumer keeps its batches' accounts in the cache it is given."""
 
@@ -98,9 +107,13 @@ class TestConsumerCache:
         """Every cache starts empty, and an empty one is falsy: it must still be the consumer's
         (an `or` once swapped it for one of capacity 0, so no account was ever kept)."""
         cache = AccountCache(10)
-        consumer = CommandConsumer(ledger, None, None, CODEC, "cluster", cache)  # type: ignore[arg-type]
-        record = helpers.open_account("acc-1")
-        key, value = command_message("OpenAccount", record)
-        consumer._process_or_drop([Message(COMMANDS_TOPIC, 0, 0, key, value)])
+        consumer = open_by_consumer(ledger, cache)
         assert consumer.cache is cache
         assert list(cache.take(["acc-1"])) == ["acc-1"]
+
+    def test_each_outcome_is_logged_at_info(self) -> None:
+        """The batch path still logs every command's outcome when info is on."""
+        with capture_logs() as logs:
+            open_by_consumer(in_memory_ledger(), AccountCache(10))
+        accepted = [e for e in logs if e["event"] == "commands.accepted"]
+        assert [e["command_type"] for e in accepted] == ["OpenAccount"]
