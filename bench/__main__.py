@@ -4,6 +4,7 @@ python -m bench pipeline --commands 5000 --accounts 1000 [--rate 500] [--client 
 python -m bench throughput [ACCOUNTS]
 python -m bench latency [COUNT]
 python -m bench projections [COMMANDS]
+python -m bench writer [--against CHECKOUT] [--rounds N]
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["writer"]:  # the writer alone, with options of its own
+        from bench import writer
+
+        return writer.main(arguments[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     benchmarks = parser.add_subparsers(dest="benchmark", required=True)
     pipeline = benchmarks.add_parser(
@@ -77,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         other = benchmarks.add_parser(name, help=help_text)
         other.add_argument("size", type=int, nargs="?")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.benchmark == "pipeline":
         return run_pipeline(args)
     module = importlib.import_module(f"bench.{args.benchmark}")

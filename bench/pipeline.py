@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 
 from bench.mix import Command, encoded, plans, workload
@@ -100,19 +102,27 @@ def outgoing(commands: list[Command], topic: str = COMMANDS_TOPIC) -> list[Outgo
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    """One `ledger run` of the benchmark: its label and the variables it runs with."""
+    """One `ledger run` of the benchmark: its label, the variables it runs with, and the
+    checkout whose code it runs (None: this one)."""
 
     label: str
     variables: dict[str, str]
+    checkout: Path | None = None
 
     @classmethod
     def parse(cls, text: str) -> LedgerConfig:
-        """`LABEL:VAR=VALUE,VAR=VALUE`, or a bare client name (its own label)."""
+        """`LABEL:VAR=VALUE,VAR=VALUE`, or a bare client name (its own label).
+
+        The pseudo-variable CHECKOUT=PATH runs another checkout's code (e.g. main's) on the
+        same servers, so two versions compare within one run.
+        """
         label, _, assignments = text.partition(":")
         if not assignments:
             return cls(label, {"LEDGER_KAFKA_CLIENT": label})
         pairs = (item.split("=", 1) for item in assignments.split(",") if item)
-        return cls(label, {name.strip(): value.strip() for name, value in pairs})
+        variables = {name.strip(): value.strip() for name, value in pairs}
+        checkout = variables.pop("CHECKOUT", None)
+        return cls(label, variables, Path(checkout).resolve() if checkout else None)
 
 
 def pipeline_run(
@@ -136,12 +146,14 @@ def pipeline_run(
     producer = observer.producer()
     env = ledger_env(database_url, servers.bootstrap, **config.variables)
     try:
-        with ledger_running(env, servers.home / f"ledger-{label}.log") as process:
+        log = servers.home / f"ledger-{label}.log"
+        with ledger_running(env, log, config.checkout) as process:
             memory.watch(f"ledger run ({label})", process.pid)
             warm_up = plans()
             producer.produce_batch(outgoing(warm_up))
             watchers.wait(warm_up)  # the groups have joined, the tables exist
             load_before = [round(x, 2) for x in os.getloadavg()]
+            cpu_before = cpu_seconds(process.pid)
             with profiled(process.pid, servers.home / f"profile-{label}.txt") as profile:
                 started = time.perf_counter()
                 figures = {"burst": burst_phase(producer, watchers, burst)}
@@ -150,6 +162,8 @@ def pipeline_run(
                 load_before,
                 [round(x, 2) for x in os.getloadavg()],
             ]
+            loops = profile.pop("loops", {})
+            figures["burst"] |= cpu_figures(cpu_before, cpu_seconds(process.pid), loops, len(burst))
             figures["burst"]["profile"] = profile
             figures["steady"] = steady_phase(producer, watchers, steady, rate)
             return figures
@@ -193,8 +207,60 @@ def profiled(pid: int, raw: Path) -> Iterator[dict[str, Any]]:
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=60)
     if raw.exists():
-        summary.update(summarize_profile(raw.read_text()))
+        collapsed = raw.read_text()
+        summary.update(summarize_profile(collapsed))
+        summary["loops"] = loops_of(collapsed)
         shutil.copy(raw, RESULTS / raw.name)
+
+
+# py-spy's frame of a process (not of a function named `process`): process 123:"command line"
+PROCESS_FRAME = re.compile(r"process (\d+):")
+# A frame each loop's process has on its stack, and no other's.
+LOOP_FRAMES = {"commands": "CommandConsumer.", "relay": "EventRelay.", "projections": "Projector."}
+
+
+def loops_of(collapsed: str) -> dict[int, str]:
+    """The loop each process of a `--subprocesses` py-spy profile ran, by pid."""
+    answer: dict[int, str] = {}
+    for line in collapsed.splitlines():
+        pids = [int(m.group(1)) for f in line.split(";") if (m := PROCESS_FRAME.match(f))]
+        if not pids:
+            continue
+        pid = pids[-1]
+        for loop, frame in LOOP_FRAMES.items():
+            if pid not in answer and frame in line:
+                answer[pid] = loop
+    return answer
+
+
+def cpu_seconds(pid: int) -> dict[int, float]:
+    """The user + system CPU seconds of `pid` and of each process under it, by pid."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
+    answer = {}
+    for member in tree:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        answer[member.pid] = times.user + times.system
+    return answer
+
+
+def cpu_figures(
+    before: dict[int, float], after: dict[int, float], loops: dict[int, str], commands: int
+) -> dict[str, Any]:
+    """CPU seconds of each loop's process between `before` and `after` (the processes the
+    profile named; all of `ledger run` as `total`), and the writer's per 1,000 commands."""
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    by_loop = {loop: round(spent.get(pid, 0.0), 2) for pid, loop in sorted(loops.items())}
+    answer: dict[str, Any] = {"cpu_s": by_loop | {"total": round(sum(spent.values()), 2)}}
+    if "commands" in by_loop:
+        answer["writer_cpu_s_per_1000_commands"] = round(1000 * by_loop["commands"] / commands, 3)
+    return answer
 
 
 def summarize_profile(collapsed: str, top: int = 15) -> dict[str, Any]:

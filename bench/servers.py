@@ -24,7 +24,7 @@ from infra.config import Settings
 from infra.kafka import TopicSpec, clients
 from local import embedded
 from runtime.runner import topic_specs
-from tests.e2e.test_spine import start_ledger, stop_ledger
+from tests.processes import start_ledger, stop_ledger
 
 # Group joins take about half the session timeout on the embedded broker (shared/MEASURED.md).
 SESSION_TIMEOUT_MS = 2000
@@ -104,9 +104,14 @@ def ledger_env(database_url: str, bootstrap: str, **variables: str) -> dict[str,
 
 
 @contextmanager
-def ledger_running(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`ledger run` as a process with `env`, its output in `log`; stopped with SIGTERM on exit."""
-    process = start_ledger(env, log)
+def ledger_running(
+    env: dict[str, str], log: Path, checkout: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`ledger run` as a process with `env`, its output in `log`; stopped with SIGTERM on exit.
+
+    `checkout`: another checkout of the ledger whose code runs instead of this one's.
+    """
+    process = start_ledger(env, log, checkout)
     try:
         yield process
     finally:

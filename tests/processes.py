@@ -14,13 +14,17 @@ import psycopg
 from tests.helpers import SESSION_TIMEOUT_MS
 
 
-def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`ledger run` in its own process, logging to `log`."""
+def start_ledger(
+    env: dict[str, str], log: Path, checkout: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`ledger run` in its own process, logging to `log`; the code of `checkout` if given
+    (its directory comes first on the module path), else the installed one."""
     full_env = {**os.environ, "LEDGER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS), **env}
     with log.open("wb") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "runtime.cli", "run"],
             env=full_env,
+            cwd=checkout,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
