@@ -1,14 +1,14 @@
 """`python -m bench writer`: the command writer alone, this checkout against another, in one run.
 
-    python -m bench writer [--against CHECKOUT] [--rounds 3] [--commands 5000] [--accounts 1000]
+    python -m bench writer [--against CHECKOUT ...] [--rounds 3] [--commands 5000] [--accounts 1000]
 
 The pipeline's burst (bench/mix.py) as Kafka messages over three partitions, in poll batches
 of 500, through the command consumer's own batch path (`CommandConsumer._process_or_drop`:
 skip stored offsets, decode, handle, save events, receipts, positions and the batch head in
 one transaction, keep the accounts cached), without a broker, on a fresh database each
 round. It reports CPU seconds of the writer per 1,000 commands and stored rows per wall-clock
-second. With --against, each round runs once in each checkout, alternating which goes
-first, on the same PostgreSQL server: a subprocess whose imports come from that checkout,
+second. With --against (each labelled by its directory's name), each round runs once in
+each checkout, this one first in even rounds and last in odd ones, on the same PostgreSQL server: a subprocess whose imports come from that checkout,
 so the figures compare code, not moments of a shared machine.
 """
 
@@ -131,14 +131,16 @@ def main(argv: list[str]) -> int:
     from local import embedded
 
     parser = argparse.ArgumentParser(prog="python -m bench writer", description=__doc__)
-    parser.add_argument("--against", type=Path, help="another checkout (e.g. of main)")
+    parser.add_argument(
+        "--against", type=Path, action="append", default=[], help="another checkout (repeatable)"
+    )
     parser.add_argument("--database", help="PostgreSQL server URL (default: an embedded one)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--commands", type=int, default=5000)
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    checkouts = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
+    checkouts = {"this": ROOT} | {path.resolve().name: path.resolve() for path in args.against}
     home = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     started: frozenset[str] = frozenset()
     server = args.database
