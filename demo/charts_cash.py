@@ -113,6 +113,8 @@ def accuracy_chart(book: CurrencyBook) -> Chart:
     note = (f"the last {len(days)} days, {code}; " if days else f"past days, {code}; ") + (
         f"mean absolute percentage error {mape:.1f}%" if mape is not None else "no cash yet"
     )
+    # The error counts timing too: the forecast dates each amount on its due date.
+    note += "; each amount is expected on its due date, so cash collected earlier counts as error"
     chart = Chart("accuracy", "Forecast against actual", note)
     if not any(row["collected_minor"] or row["expected_minor"] for row in days):
         return empty(chart, "No cash was expected or collected in the last days.")
