@@ -20,6 +20,13 @@ from projections.forecast_history import load_history
 from projections.forecast_model import midnight
 
 SETTLE_DAYS = 7  # a day's snapshot waits until events 7 days later are seen
+# Each currency pending: the first and last snapshot day to make (none if the last is before
+# the first); parameter: SETTLE_DAYS.
+_PENDING = (
+    "SELECT p.currency, GREATEST(p.pending_from, r.first_day + 1) AS first_made_on, "
+    "r.last_day - %s AS last_made_on "
+    "FROM forecast_snapshot_pending p JOIN forecast_snapshot_range r USING (currency)"
+)
 
 
 def first_made_on(moment: datetime) -> date:
@@ -43,9 +50,7 @@ def make_pending(cursor: psycopg.Cursor[Any], budget: int | None = None) -> int:
     if None); answer how many were made. A currency another transaction is marking is left
     for later (its row is locked), so concurrent projectors never make the same day."""
     pending = cursor.execute(
-        "SELECT p.currency, GREATEST(p.pending_from, r.first_day + 1), r.last_day - %s "
-        "FROM forecast_snapshot_pending p JOIN forecast_snapshot_range r USING (currency) "
-        "ORDER BY p.pending_from, p.currency FOR UPDATE OF p SKIP LOCKED",
+        f"{_PENDING} ORDER BY p.pending_from, p.currency FOR UPDATE OF p SKIP LOCKED",
         (SETTLE_DAYS,),
     ).fetchall()
     made = 0
@@ -74,9 +79,8 @@ def _leave_pending(cursor: psycopg.Cursor[Any], currency: str, after: date, end:
 def pending_days(database: Database) -> int:
     """How many snapshot days are pending, over every currency."""
     row = database.execute(
-        "SELECT coalesce(sum(GREATEST(0, r.last_day - %s - "
-        "GREATEST(p.pending_from, r.first_day + 1) + 1)), 0) "
-        "FROM forecast_snapshot_pending p JOIN forecast_snapshot_range r USING (currency)",
+        f"SELECT coalesce(sum(GREATEST(0, last_made_on - first_made_on + 1)), 0) "
+        f"FROM ({_PENDING}) pending",
         (SETTLE_DAYS,),
     ).fetchone()
     return int(row[0]) if row else 0
