@@ -217,32 +217,33 @@ RETURNS TABLE (account_id text, currency text, status text, open_minor bigint,
 LANGUAGE sql STABLE AS $$
     WITH b AS (
         -- An invoice's dunning stage, failed charges and default as of as_of: its last fact
-        -- by then, none before the first; an invoice with no fact at all was projected
+        -- by then, none before the first; an invoice with no fact kept at all was projected
         -- before facts were kept (rebuild to date them) and keeps its latest.
         SELECT b.*,
-               coalesce(f.dunning_stage, CASE WHEN NOT f.any THEN i.dunning_stage END, 0)
+               CASE WHEN k.kept THEN coalesce(f.dunning_stage, 0) ELSE i.dunning_stage END
                    AS dunning_stage,
-               coalesce(f.failed_attempts, CASE WHEN NOT f.any THEN i.failed_attempts END, 0)
+               CASE WHEN k.kept THEN coalesce(f.failed_attempts, 0) ELSE i.failed_attempts END
                    AS failed_attempts,
-               coalesce(f.renegotiation_defaulted,
-                        CASE WHEN NOT f.any THEN i.renegotiation_defaulted END, false)
-                   AS renegotiation_defaulted,
+               CASE WHEN k.kept THEN coalesce(f.renegotiation_defaulted, false)
+                    ELSE i.renegotiation_defaulted END AS renegotiation_defaulted,
                i.closed_at, i.closed_by, b.open_minor > 0 AS open,
                b.renegotiation_plan_id IS NOT NULL AS installment
         FROM invoice_balances_as_of(as_of, only_account) b
         JOIN delinquency_invoices i ON i.account_id = b.account_id AND i.invoice_id = b.invoice_id
-        CROSS JOIN LATERAL (
-            SELECT (array_agg(g.dunning_stage ORDER BY g.occurred_at DESC, g.account_version DESC)
-                        FILTER (WHERE g.occurred_at <= as_of))[1] AS dunning_stage,
-                   (array_agg(g.failed_attempts ORDER BY g.occurred_at DESC, g.account_version DESC)
-                        FILTER (WHERE g.occurred_at <= as_of))[1] AS failed_attempts,
-                   (array_agg(g.renegotiation_defaulted
-                              ORDER BY g.occurred_at DESC, g.account_version DESC)
-                        FILTER (WHERE g.occurred_at <= as_of))[1] AS renegotiation_defaulted,
-                   count(*) > 0 AS any
+        LEFT JOIN LATERAL (
+            SELECT g.dunning_stage, g.failed_attempts, g.renegotiation_defaulted
             FROM delinquency_invoice_facts g
             WHERE g.account_id = b.account_id AND g.invoice_id = b.invoice_id
-        ) f
+              AND g.occurred_at <= as_of
+            ORDER BY g.occurred_at DESC, g.account_version DESC
+            LIMIT 1
+        ) f ON true
+        CROSS JOIN LATERAL (
+            SELECT EXISTS (
+                SELECT 1 FROM delinquency_invoice_facts g
+                WHERE g.account_id = b.account_id AND g.invoice_id = b.invoice_id
+            ) AS kept
+        ) k
     ), a AS (
         SELECT b.account_id,
             coalesce(sum(b.open_minor) FILTER (WHERE open), 0) AS open_minor,
