@@ -4,6 +4,7 @@ python -m bench pipeline --commands 5000 --accounts 1000 [--rate 500] [--client 
 python -m bench throughput [ACCOUNTS]
 python -m bench latency [COUNT]
 python -m bench projections [COMMANDS]
+python -m bench forecast_days [COMMANDS]
 python -m bench writer [--against CHECKOUT] [--rounds N]
 """
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("throughput", "a burst of OpenAccount + Subscribe"),
         ("latency", "one command at a time"),
         ("projections", "the projector's write path and rebuild, without Kafka"),
+        ("forecast_days", "the forecast of the snapshot days, before and after, alternating"),
     ):
         other = benchmarks.add_parser(name, help=help_text)
         other.add_argument("size", type=int, nargs="?")

@@ -92,9 +92,8 @@ class NoProducer:
         assert not messages, "the generated history holds a record that is not an event"
 
 
-def project(database_url: str, messages: list[Message]) -> tuple[float, float]:
-    """Apply `messages` with the projector's write path, then the work it deferred (the
-    forecast snapshots, as when idle); answer the seconds each took."""
+def apply(database_url: str, messages: list[Message]) -> Projector:
+    """A projector that has applied `messages` with its write path, in batches, no more."""
     projector = Projector(
         "bench",
         READ_MODELS,
@@ -104,9 +103,16 @@ def project(database_url: str, messages: list[Message]) -> tuple[float, float]:
         database_url,
         "bench",  # type: ignore[arg-type]
     )
-    started = time.perf_counter()
     for start in range(0, len(messages), PROJECT_BATCH):
         projector._apply(messages[start : start + PROJECT_BATCH])
+    return projector
+
+
+def project(database_url: str, messages: list[Message]) -> tuple[float, float]:
+    """Apply `messages` with the projector's write path, then the work it deferred (the
+    forecast snapshots, as when idle); answer the seconds each took."""
+    started = time.perf_counter()
+    projector = apply(database_url, messages)
     took = time.perf_counter() - started
     projector.catch_up()
     caught_up = time.perf_counter() - started - took

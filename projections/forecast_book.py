@@ -19,6 +19,7 @@ import psycopg
 from projections.forecast_model import (
     Estimate,
     Item,
+    Memo,
     Probabilities,
     Schedule,
     Scheduled,
@@ -110,12 +111,16 @@ def load_book(database: Database, currency: str, as_of: datetime) -> Book:
 
 
 def forecast_days(
-    book: Book, as_of: datetime, days: int = HORIZON_DAYS
+    book: Book, as_of: datetime, days: int = HORIZON_DAYS, memo: Memo | None = None
 ) -> tuple[dict[date, Estimate], Estimate, Probabilities]:
-    """The forecast made at `as_of`: an estimate per day, the past-due items', the rates."""
-    probabilities = observe(book.items, book.settled, as_of)
+    """The forecast made at `as_of`: an estimate per day, the past-due items', the rates.
+
+    Forecasts of several times from one history share a `memo`, so what does not change
+    from one time to the next is computed once."""
+    memo = memo or Memo()
+    probabilities = observe(book.items, book.settled, as_of, memo)
     upcoming, overdue = scheduled_amounts(
-        book.items, book.settled, book.schedules_as_of(as_of), as_of, days
+        book.items, book.settled, book.schedules_as_of(as_of), as_of, days, memo
     )
     by_day: dict[date, list[Scheduled]] = defaultdict(list)
     for amount in upcoming:

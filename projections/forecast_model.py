@@ -8,12 +8,15 @@ expected amounts are rounded half up to the minor unit, once per day and currenc
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from itertools import accumulate
+from operator import sub
+from typing import TypeVar
 
 from ledger.calendar import IntervalUnit, period_boundary
 
@@ -22,6 +25,8 @@ ANY = "*"  # the group of every payment-method kind, or of every band
 MIN_OBSERVATIONS = 30  # a group with fewer falls back to a broader one
 OUTCOME_DAYS = 180  # an item still open this long after entering a band has its outcome
 Z_95 = Decimal("1.96")  # the normal quantile of a two-sided 95% band
+
+Key = TypeVar("Key")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class Probabilities:
 
     def __init__(self, groups: dict[tuple[str, str], Probability]) -> None:
         self.groups = groups
+        self._rates: dict[tuple[str, str], Fraction] = {}
 
     def group_for(self, payment_method_kind: str, band: str) -> Probability:
         """The narrowest group with enough observations: kind and band, band, then all."""
@@ -135,6 +141,14 @@ class Probabilities:
             if group is not None and group.observations >= MIN_OBSERVATIONS:
                 return group
         return self.groups.get((ANY, ANY)) or Probability(ANY, ANY, 0, 0, 0)
+
+    def rate_for(self, payment_method_kind: str, band: str) -> Fraction:
+        """The rate of `group_for`'s group, found once per kind and band."""
+        key = (payment_method_kind, band)
+        rate = self._rates.get(key)
+        if rate is None:
+            rate = self._rates[key] = self.group_for(payment_method_kind, band).rate
+        return rate
 
 
 def band_of(days_past_due: int) -> str:
@@ -161,66 +175,139 @@ def open_minor(item: Item, settlements: Iterable[Settlement], at: datetime) -> i
     return item.amount_minor - sum(s.amount_minor for s in settlements if s.settled_at <= at)
 
 
+class ItemFacts:
+    """What of an item and its settlements holds at every as-of time: its open amount as it
+    changed, when it was resolved, and for each due date it may have, the bands it enters."""
+
+    def __init__(self, item: Item, own: Sequence[Settlement]) -> None:
+        self.item = item
+        self.own = list(own)  # compared with the next time's: equal, the facts hold
+        ordered = sorted(own, key=lambda s: s.settled_at)
+        self.times = [s.settled_at for s in ordered]
+        self.owed = list(
+            accumulate((s.amount_minor for s in ordered), sub, initial=item.amount_minor)
+        )
+        self.cash = [(s.settled_at, s.amount_minor) for s in own if s.how == "cash"]
+        self.resolved_at = _resolved_at(item, ordered)
+        self.due_day = item.due_at.astimezone(UTC).date()
+        self.entries = self._entries(self.due_day)
+        self.accelerated_day, self.accelerated_entries = self.due_day, self.entries
+        if item.accelerated_at is not None and item.accelerated_due_at is not None:
+            self.accelerated_day = item.accelerated_due_at.astimezone(UTC).date()
+            self.accelerated_entries = self._entries(self.accelerated_day)
+
+    def open_at(self, at: datetime) -> int:
+        """What the item still owed at `at`."""
+        return self.owed[bisect_right(self.times, at)]
+
+    def due_day_as_of(self, as_of: datetime) -> date:
+        """Its due day (UTC) as known at `as_of` (`Item.due_as_of`)."""
+        accelerated_at = self.item.accelerated_at
+        if accelerated_at is not None and accelerated_at <= as_of:
+            return self.accelerated_day
+        return self.due_day
+
+    def entries_as_of(self, as_of: datetime) -> list[Entry]:
+        """The bands it entered open with its due date as known at `as_of`, entered or not."""
+        accelerated_at = self.item.accelerated_at
+        if accelerated_at is not None and accelerated_at <= as_of:
+            return self.accelerated_entries
+        return self.entries
+
+    def collected(self, entered: datetime, until: datetime) -> int:
+        """The cash collected after `entered`, up to `until`."""
+        return sum(amount for at, amount in self.cash if entered < at <= until)
+
+    def _entries(self, due_day: date) -> list[Entry]:
+        entries = [(BANDS[0][0], self.item.issued_at)]
+        entries += [(band, midnight(due_day + timedelta(days=lower))) for band, lower in BANDS[1:]]
+        found = []
+        for band, entered in entries:
+            open_then = self.open_at(entered)
+            if open_then > 0:
+                horizon = entered + timedelta(days=OUTCOME_DAYS)
+                found.append(
+                    Entry(band, entered, open_then, horizon, self.collected(entered, horizon))
+                )
+        return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An item entering a band open: when, its open amount then, when its outcome is known
+    at the latest, and the cash collected by then."""
+
+    band: str
+    entered: datetime
+    open_minor: int
+    horizon: datetime
+    collected_by_horizon: int
+
+
+class Memo:
+    """The facts of the items and subscriptions seen, kept for the next as-of times: a run of
+    days' forecasts from one history computes each once, not once a day."""
+
+    def __init__(self) -> None:
+        self.items: dict[int, ItemFacts] = {}
+        self.cycles: dict[int, Cycles] = {}
+
+    def facts(self, item: Item, own: Sequence[Settlement]) -> ItemFacts:
+        """The item's facts with its settlements `own` (made again if they are other ones)."""
+        facts = self.items.get(id(item))
+        if facts is None or facts.item is not item or facts.own != own:
+            facts = self.items[id(item)] = ItemFacts(item, own)
+        return facts
+
+    def cycles_of(self, schedule: Schedule) -> Cycles:
+        """The subscription's future cycles by its terms."""
+        cycles = self.cycles.get(id(schedule))
+        if cycles is None or cycles.schedule is not schedule:
+            cycles = self.cycles[id(schedule)] = Cycles(schedule)
+        return cycles
+
+
 def observe(
-    items: Sequence[Item], settled: dict[tuple[str, str], list[Settlement]], as_of: datetime
+    items: Sequence[Item],
+    settled: dict[tuple[str, str], list[Settlement]],
+    as_of: datetime,
+    memo: Memo | None = None,
 ) -> Probabilities:
     """Collection rates by (kind, band), (any kind, band) and (any, any), from outcomes known at
     `as_of`: each item that entered a band open, and whose outcome is known, is one observation
     of its open amount then and the cash collected after it within OUTCOME_DAYS."""
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    memo = memo or Memo()
+    # summed by (kind, band) first; added to the broader groups in the order first seen
+    by_kind: dict[tuple[str, str], list[int]] = {}
     for item in items:
         if item.issued_at > as_of:
             continue
-        own = settled.get(item.key, [])
-        resolved_at = _resolved_at(item, own)
-        for band, entered in _entries(item, as_of):
-            observation = _observation(item, own, entered, resolved_at, as_of)
-            if observation is None:
-                continue
-            for key in ((item.payment_method_kind, band), (ANY, band), (ANY, ANY)):
-                total = totals[key]
-                total[0] += 1
-                total[1] += observation[0]
-                total[2] += observation[1]
+        facts = memo.facts(item, settled.get(item.key, []))
+        known = facts.resolved_at is not None and facts.resolved_at <= as_of
+        for entry in facts.entries_as_of(as_of):
+            if entry.entered > as_of or not (known or entry.horizon <= as_of):
+                continue  # not entered yet, or the outcome is not known yet
+            if entry.horizon <= as_of:
+                collected = entry.collected_by_horizon
+            else:
+                collected = facts.collected(entry.entered, as_of)
+            key = (item.payment_method_kind, entry.band)
+            _add(by_kind, key, (1, entry.open_minor, min(collected, entry.open_minor)))
+    totals: dict[tuple[str, str], list[int]] = {}
+    for (kind, band), summed in by_kind.items():
+        for key in ((kind, band), (ANY, band), (ANY, ANY)):
+            _add(totals, key, summed)
     return Probabilities({key: Probability(*key, *total) for key, total in totals.items()})
 
 
-def _entries(item: Item, as_of: datetime) -> list[tuple[str, datetime]]:
-    due_day = item.due_as_of(as_of).astimezone(UTC).date()
-    entries = [(BANDS[0][0], item.issued_at)]
-    entries += [(band, midnight(due_day + timedelta(days=lower))) for band, lower in BANDS[1:]]
-    return [(band, entered) for band, entered in entries if entered <= as_of]
-
-
-def _resolved_at(item: Item, own: Sequence[Settlement]) -> datetime | None:
-    """When the item's open balance reached zero, if it did."""
+def _resolved_at(item: Item, ordered: Sequence[Settlement]) -> datetime | None:
+    """When the item's open balance reached zero, if it did (settlements in time order)."""
     remaining = item.amount_minor
-    for settlement in sorted(own, key=lambda s: s.settled_at):
+    for settlement in ordered:
         remaining -= settlement.amount_minor
         if remaining <= 0:
             return settlement.settled_at
     return None
-
-
-def _observation(
-    item: Item,
-    own: Sequence[Settlement],
-    entered: datetime,
-    resolved_at: datetime | None,
-    as_of: datetime,
-) -> tuple[int, int] | None:
-    """(open amount on entering the band, cash collected after), or None when not observed."""
-    open_then = open_minor(item, own, entered)
-    if open_then <= 0:
-        return None
-    horizon = entered + timedelta(days=OUTCOME_DAYS)
-    if not ((resolved_at is not None and resolved_at <= as_of) or horizon <= as_of):
-        return None  # the outcome is not known yet
-    until = min(horizon, as_of)
-    collected = sum(
-        s.amount_minor for s in own if s.how == "cash" and entered < s.settled_at <= until
-    )
-    return open_then, min(collected, open_then)
 
 
 def scheduled_amounts(
@@ -229,26 +316,30 @@ def scheduled_amounts(
     schedules: Sequence[Schedule],
     as_of: datetime,
     days: int,
+    memo: Memo | None = None,
 ) -> tuple[list[Scheduled], list[Scheduled]]:
     """(amounts due on each day from the as-of day for `days` days, amounts already past due)."""
-    first, end = as_of.astimezone(UTC).date(), as_of.astimezone(UTC).date() + timedelta(days=days)
+    memo = memo or Memo()
+    first = as_of.astimezone(UTC).date()
+    end = first + timedelta(days=days)
     upcoming: list[Scheduled] = []
     overdue: list[Scheduled] = []
     for item in items:
         if item.issued_at > as_of:
             continue
-        owed = open_minor(item, settled.get(item.key, []), as_of)
+        facts = memo.facts(item, settled.get(item.key, []))
+        owed = facts.open_at(as_of)
         if owed <= 0:
             continue
-        due_day = item.due_as_of(as_of).astimezone(UTC).date()
+        due_day = facts.due_day_as_of(as_of)
         if due_day >= first:
             if due_day < end:
                 upcoming.append(Scheduled(due_day, owed, item.payment_method_kind, "current"))
         else:
-            band = band_of(days_past_due(item.due_as_of(as_of), first))
+            band = band_of((first - due_day).days)
             overdue.append(Scheduled(first, owed, item.payment_method_kind, band))
     for schedule in schedules:
-        upcoming += future_invoices(schedule, first, end)
+        upcoming += memo.cycles_of(schedule).due(first, end)
     return upcoming, overdue
 
 
@@ -260,24 +351,41 @@ def future_invoices(schedule: Schedule, first: date, end: date) -> list[Schedule
     invoiced; an announced price applies from the first cycle starting on or after its date.
     A cycle due before `first` (the clock has not invoiced it yet) is left out.
     """
-    if schedule.status != "ACTIVE":
-        return []
-    anchor = schedule.anchor or schedule.trial_ends_at or schedule.started_at
-    unit = IntervalUnit(schedule.interval_unit)
-    found: list[Scheduled] = []
-    cycle = schedule.cycles_invoiced
-    while True:
-        start = period_boundary(anchor, unit, schedule.interval_count, cycle - schedule.cycle_base)
-        due_day = (start + timedelta(days=schedule.days_until_due)).astimezone(UTC).date()
-        if due_day >= end or (schedule.cancel_at is not None and start >= schedule.cancel_at):
-            return found
-        if due_day >= first:
-            found.append(
+    return Cycles(schedule).due(first, end)
+
+
+class Cycles:
+    """A subscription's cycles not yet invoiced, by its terms: found as far as asked, kept."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.due_days: list[date] = []
+        self.invoices: list[Scheduled] = []
+        self.cycle = schedule.cycles_invoiced
+        self.ended = schedule.status != "ACTIVE"  # no more cycles: not active, or cancelled
+        self.anchor = schedule.anchor or schedule.trial_ends_at or schedule.started_at
+
+    def due(self, first: date, end: date) -> list[Scheduled]:
+        """The invoices due from `first` to before `end` (`future_invoices`)."""
+        schedule = self.schedule
+        unit = IntervalUnit(schedule.interval_unit)
+        # due days never decrease from one cycle to the next, nor do starts
+        while not self.ended and (not self.due_days or self.due_days[-1] < end):
+            start = period_boundary(
+                self.anchor, unit, schedule.interval_count, self.cycle - schedule.cycle_base
+            )
+            if schedule.cancel_at is not None and start >= schedule.cancel_at:
+                self.ended = True
+                break
+            due_day = (start + timedelta(days=schedule.days_until_due)).astimezone(UTC).date()
+            self.due_days.append(due_day)
+            self.invoices.append(
                 Scheduled(
                     due_day, _price_at(schedule, start), schedule.payment_method_kind, "current"
                 )
             )
-        cycle += 1
+            self.cycle += 1
+        return self.invoices[bisect_left(self.due_days, first) : bisect_left(self.due_days, end)]
 
 
 def _price_at(schedule: Schedule, start: datetime) -> int:
@@ -296,13 +404,21 @@ def estimate(amounts: Iterable[Scheduled], probabilities: Probabilities) -> Esti
     the expectation -/+ 1.96 standard deviations (normal approximation), kept within
     [0, scheduled]. All three are rounded half up to the minor unit after summing.
     """
-    scheduled, mean, variance, count = 0, Fraction(0), Fraction(0), 0
+    # the amounts and their squares summed as integers per rate, then weighted once per rate:
+    # the fractions are exact, so the sums are the same as amount by amount
+    by_group: dict[tuple[str, str], list[int]] = {}
     for amount in amounts:
-        rate = probabilities.group_for(amount.payment_method_kind, amount.band).rate
-        scheduled += amount.amount_minor
-        mean += amount.amount_minor * rate
-        variance += amount.amount_minor**2 * rate * (1 - rate)
-        count += 1
+        key = (amount.payment_method_kind, amount.band)
+        _add(by_group, key, (amount.amount_minor, amount.amount_minor**2, 1))
+    by_rate: dict[Fraction, list[int]] = {}
+    for key, summed in by_group.items():
+        _add(by_rate, probabilities.rate_for(*key), summed)
+    mean, variance, scheduled, count = Fraction(0), Fraction(0), 0, 0
+    for rate, (amounts_minor, squares, n) in by_rate.items():
+        mean += amounts_minor * rate
+        variance += squares * rate * (1 - rate)
+        scheduled += amounts_minor
+        count += n
     spread = (Decimal(variance.numerator) / Decimal(variance.denominator)).sqrt() * Z_95
     centre = Decimal(mean.numerator) / Decimal(mean.denominator)
     return Estimate(
@@ -312,6 +428,13 @@ def estimate(amounts: Iterable[Scheduled], probabilities: Probabilities) -> Esti
         min(scheduled, _round_decimal(centre + spread)),
         count,
     )
+
+
+def _add(totals: dict[Key, list[int]], key: Key, values: Iterable[int]) -> None:
+    """Add `values` to the totals of `key` (zeros when first seen)."""
+    total = totals.setdefault(key, [0, 0, 0])
+    for n, value in enumerate(values):
+        total[n] += value
 
 
 def round_half_up(value: Fraction) -> int:

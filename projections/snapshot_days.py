@@ -17,7 +17,7 @@ import psycopg
 
 from projections.forecast_book import HORIZON_DAYS, Book, Database, forecast_days
 from projections.forecast_history import load_history
-from projections.forecast_model import midnight
+from projections.forecast_model import Memo, midnight
 
 SETTLE_DAYS = 7  # a day's snapshot waits until events 7 days later are seen
 # Each currency pending: the first and last snapshot day to make (none if the last is before
@@ -91,15 +91,18 @@ def make_days(cursor: psycopg.Cursor[Any], currency: str, first: date, days: int
     if days <= 0:
         return
     history = load_history(cursor, currency, midnight(first + timedelta(days=days - 1)))
+    memo = Memo()  # the days' books hold the same items and schedules: their facts made once
     for n in range(days):
         made_on = first + timedelta(days=n)
-        _store(cursor, currency, made_on, history.as_of(midnight(made_on)))
+        _store(cursor, currency, made_on, history.as_of(midnight(made_on)), memo)
 
 
-def _store(cursor: psycopg.Cursor[Any], currency: str, made_on: date, book: Book) -> None:
+def _store(
+    cursor: psycopg.Cursor[Any], currency: str, made_on: date, book: Book, memo: Memo
+) -> None:
     """Store the forecast made at 00:00 UTC of `made_on` from `book` (its days with something
     scheduled), replacing any made before."""
-    estimates = forecast_days(book, midnight(made_on), HORIZON_DAYS)[0]
+    estimates = forecast_days(book, midnight(made_on), HORIZON_DAYS, memo)[0]
     cursor.execute(
         "DELETE FROM forecast_snapshots WHERE currency = %s AND made_on = %s", (currency, made_on)
     )
