@@ -25,8 +25,8 @@ from projections.forecast_model import (
     Scheduled,
     Settlement,
     estimate,
-    observe,
-    scheduled_amounts,
+    observed,
+    scheduled,
 )
 
 HORIZON_DAYS = 90
@@ -118,10 +118,9 @@ def forecast_days(
     Forecasts of several times from one history share a `memo`, so what does not change
     from one time to the next is computed once."""
     memo = memo or Memo()
-    probabilities = observe(book.items, book.settled, as_of, memo)
-    upcoming, overdue = scheduled_amounts(
-        book.items, book.settled, book.schedules_as_of(as_of), as_of, days, memo
-    )
+    facts = memo.facts_as_of(book.items, book.settled, as_of)
+    probabilities = observed(facts, as_of)
+    upcoming, overdue = scheduled(facts, book.schedules_as_of(as_of), as_of, days, memo)
     by_day: dict[date, list[Scheduled]] = defaultdict(list)
     for amount in upcoming:
         by_day[amount.day].append(amount)

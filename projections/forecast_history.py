@@ -80,11 +80,12 @@ class History:
         for settlement in self.settlements:
             if settlement.settled_at <= as_of:
                 settled[(settlement.account_id, settlement.item_id)].append(settlement)
-        versions = [
-            (valid_from, version, key, self._schedule(n, schedule, self._kind(key, as_of)))
-            for n, (valid_from, version, key, schedule) in enumerate(self.versions)
-            if valid_from <= as_of
-        ]
+        kinds: dict[str, str] = {}  # each account's default kind at as_of, found once
+        versions = []
+        for n, (valid_from, version, key, schedule) in enumerate(self.versions):
+            if valid_from <= as_of:
+                kind = kinds.get(key[0]) or kinds.setdefault(key[0], self._kind(key, as_of))
+                versions.append((valid_from, version, key, self._schedule(n, schedule, kind)))
         return Book(items, dict(settled), versions)
 
     def _item(self, n: int, item: Item, as_of: datetime) -> Item:

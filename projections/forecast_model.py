@@ -25,6 +25,7 @@ ANY = "*"  # the group of every payment-method kind, or of every band
 MIN_OBSERVATIONS = 30  # a group with fewer falls back to a broader one
 OUTCOME_DAYS = 180  # an item still open this long after entering a band has its outcome
 Z_95 = Decimal("1.96")  # the normal quantile of a two-sided 95% band
+_LOWERS = [lower for _, lower in BANDS]  # in ascending order
 
 Key = TypeVar("Key")
 
@@ -153,11 +154,7 @@ class Probabilities:
 
 def band_of(days_past_due: int) -> str:
     """The days-past-due band: current (not past due), 1-30, 31-60, 61-90, 91+."""
-    name = BANDS[0][0]
-    for band, lower in BANDS:
-        if days_past_due >= lower:
-            name = band
-    return name
+    return BANDS[max(0, bisect_right(_LOWERS, days_past_due) - 1)][0]
 
 
 def days_past_due(due_at: datetime, on: date) -> int:
@@ -195,6 +192,21 @@ class ItemFacts:
         if item.accelerated_at is not None and item.accelerated_due_at is not None:
             self.accelerated_day = item.accelerated_due_at.astimezone(UTC).date()
             self.accelerated_entries = self._entries(self.accelerated_day)
+        # from `final_from` on, every band was entered and its outcome is known: the item's
+        # observations are the same at any later time
+        last = self.entries if item.accelerated_at is None else self.accelerated_entries
+        self.final_from = max(
+            [item.issued_at, *(e.horizon for e in last)]
+            + ([] if item.accelerated_at is None else [item.accelerated_at])
+        )
+        self.final = [
+            (
+                (item.payment_method_kind, e.band),
+                e.open_minor,
+                min(e.collected_by_horizon, e.open_minor),
+            )
+            for e in last
+        ]
 
     def open_at(self, at: datetime) -> int:
         """What the item still owed at `at`."""
@@ -259,6 +271,19 @@ class Memo:
             facts = self.items[id(item)] = ItemFacts(item, own)
         return facts
 
+    def facts_as_of(
+        self,
+        items: Sequence[Item],
+        settled: dict[tuple[str, str], list[Settlement]],
+        as_of: datetime,
+    ) -> list[ItemFacts]:
+        """The facts of the items issued by `as_of`, in their order."""
+        return [
+            self.facts(item, settled.get((item.account_id, item.item_id), []))
+            for item in items
+            if item.issued_at <= as_of
+        ]
+
     def cycles_of(self, schedule: Schedule) -> Cycles:
         """The subscription's future cycles by its terms."""
         cycles = self.cycles.get(id(schedule))
@@ -276,13 +301,18 @@ def observe(
     """Collection rates by (kind, band), (any kind, band) and (any, any), from outcomes known at
     `as_of`: each item that entered a band open, and whose outcome is known, is one observation
     of its open amount then and the cash collected after it within OUTCOME_DAYS."""
-    memo = memo or Memo()
+    return observed((memo or Memo()).facts_as_of(items, settled, as_of), as_of)
+
+
+def observed(facts_issued: Iterable[ItemFacts], as_of: datetime) -> Probabilities:
+    """`observe` from the facts of the items issued by `as_of`."""
     # summed by (kind, band) first; added to the broader groups in the order first seen
     by_kind: dict[tuple[str, str], list[int]] = {}
-    for item in items:
-        if item.issued_at > as_of:
+    for facts in facts_issued:
+        if facts.final_from <= as_of:
+            for key, opened, collected in facts.final:
+                _add(by_kind, key, (1, opened, collected))
             continue
-        facts = memo.facts(item, settled.get(item.key, []))
         known = facts.resolved_at is not None and facts.resolved_at <= as_of
         for entry in facts.entries_as_of(as_of):
             if entry.entered > as_of or not (known or entry.horizon <= as_of):
@@ -291,7 +321,7 @@ def observe(
                 collected = entry.collected_by_horizon
             else:
                 collected = facts.collected(entry.entered, as_of)
-            key = (item.payment_method_kind, entry.band)
+            key = (facts.item.payment_method_kind, entry.band)
             _add(by_kind, key, (1, entry.open_minor, min(collected, entry.open_minor)))
     totals: dict[tuple[str, str], list[int]] = {}
     for (kind, band), summed in by_kind.items():
@@ -320,24 +350,32 @@ def scheduled_amounts(
 ) -> tuple[list[Scheduled], list[Scheduled]]:
     """(amounts due on each day from the as-of day for `days` days, amounts already past due)."""
     memo = memo or Memo()
+    return scheduled(memo.facts_as_of(items, settled, as_of), schedules, as_of, days, memo)
+
+
+def scheduled(
+    facts_issued: Iterable[ItemFacts],
+    schedules: Sequence[Schedule],
+    as_of: datetime,
+    days: int,
+    memo: Memo,
+) -> tuple[list[Scheduled], list[Scheduled]]:
+    """`scheduled_amounts` from the facts of the items issued by `as_of`."""
     first = as_of.astimezone(UTC).date()
     end = first + timedelta(days=days)
     upcoming: list[Scheduled] = []
     overdue: list[Scheduled] = []
-    for item in items:
-        if item.issued_at > as_of:
-            continue
-        facts = memo.facts(item, settled.get(item.key, []))
+    for facts in facts_issued:
         owed = facts.open_at(as_of)
         if owed <= 0:
             continue
+        kind = facts.item.payment_method_kind
         due_day = facts.due_day_as_of(as_of)
         if due_day >= first:
             if due_day < end:
-                upcoming.append(Scheduled(due_day, owed, item.payment_method_kind, "current"))
+                upcoming.append(Scheduled(due_day, owed, kind, "current"))
         else:
-            band = band_of((first - due_day).days)
-            overdue.append(Scheduled(first, owed, item.payment_method_kind, band))
+            overdue.append(Scheduled(first, owed, kind, band_of((first - due_day).days)))
     for schedule in schedules:
         upcoming += memo.cycles_of(schedule).due(first, end)
     return upcoming, overdue
@@ -409,7 +447,12 @@ def estimate(amounts: Iterable[Scheduled], probabilities: Probabilities) -> Esti
     by_group: dict[tuple[str, str], list[int]] = {}
     for amount in amounts:
         key = (amount.payment_method_kind, amount.band)
-        _add(by_group, key, (amount.amount_minor, amount.amount_minor**2, 1))
+        total = by_group.get(key)
+        if total is None:
+            total = by_group[key] = [0, 0, 0]
+        total[0] += amount.amount_minor
+        total[1] += amount.amount_minor * amount.amount_minor
+        total[2] += 1
     by_rate: dict[Fraction, list[int]] = {}
     for key, summed in by_group.items():
         _add(by_rate, probabilities.rate_for(*key), summed)

@@ -26,11 +26,19 @@ from projections.forecast_model import (
     Scheduled,
     Settlement,
     _round_decimal,
-    band_of,
     days_past_due,
     midnight,
     round_half_up,
 )
+
+
+def band_of(days_past_due: int) -> str:
+    """The days-past-due band: current (not past due), 1-30, 31-60, 61-90, 91+."""
+    name = BANDS[0][0]
+    for band, lower in BANDS:
+        if days_past_due >= lower:
+            name = band
+    return name
 
 
 def open_minor(item: Item, settlements: Iterable[Settlement], at: datetime) -> int:
