@@ -6,6 +6,7 @@ python -m bench latency [COUNT]
 python -m bench projections [COMMANDS]
 python -m bench forecast_days [COMMANDS]
 python -m bench writer [--against CHECKOUT] [--rounds N]
+python -m bench rebuild [--against CHECKOUT] [--rounds N] [--snapshots]
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import writer
 
         return writer.main(arguments[1:])
+    if arguments[:1] == ["rebuild"]:  # rebuild alone, with options of its own
+        from bench import rebuild
+
+        return rebuild.main(arguments[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     benchmarks = parser.add_subparsers(dest="benchmark", required=True)
     pipeline = benchmarks.add_parser(

@@ -9,11 +9,14 @@ keyed by an id the account gives once), so an event republished by the relay is 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from projections.batch import EachEvent
+from projections.batch import Batched, Event, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_invoices (
@@ -88,174 +91,278 @@ COMMENT ON COLUMN metrics_renegotiations.agreed_at IS 'Business time the plan wa
 COMMENT ON COLUMN metrics_renegotiations.installments IS 'Installments of its schedule.';
 """
 
-_INVOICE_SQL = (
-    "INSERT INTO metrics_invoices (account_id, invoice_id, currency, amount_minor, issued_at, "
-    "renegotiation_plan_id, account_version) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT DO NOTHING"
+INVOICE_COLUMNS = {
+    "account_id": "text",
+    "invoice_id": "text",
+    "currency": "text",
+    "amount_minor": "bigint",
+    "issued_at": "timestamptz",
+    "renegotiation_plan_id": "text",
+    "payment_method_kind": "text",
+    "first_attempt_at": "timestamptz",
+    "failed_attempts": "integer",
+    "overdue_at": "timestamptz",
+    "overdue_minor": "bigint",
+    "paid_at": "timestamptz",
+    "account_version": "bigint",
+}
+RENEGOTIATION_COLUMNS = {
+    "account_id": "text",
+    "plan_id": "text",
+    "currency": "text",
+    "agreed_at": "timestamptz",
+    "amount_minor": "bigint",
+    "installments": "integer",
+    "installments_paid": "integer",
+    "defaulted_at": "timestamptz",
+    "completed_at": "timestamptz",
+    "account_version": "bigint",
+}
+FEEDBACK_COLUMNS = {
+    "account_id": "text",
+    "feedback_id": "text",
+    "score": "integer",
+    "recorded_at": "timestamptz",
+}
+Key = tuple[str, str]  # (account, invoice / plan / feedback id)
+Rows = dict[Key, dict[str, Any]]
+# Events that name an invoice row by their invoice_id; one that names a plan row by plan_id.
+_NAME_AN_INVOICE = frozenset(
+    ("InvoiceIssued", "ChargeRequested", "ChargeFailed", "InvoiceOverdue", "InvoicePaid")
 )
+_NAME_PLANS = frozenset(("DebtRenegotiated", "RenegotiationDefaulted", "InvoicePaid"))
 
 
-class Metrics(EachEvent):
+@dataclass
+class MetricsRows:
+    """A batch's rows of the metrics tables: read once, changed in memory, written once."""
+
+    invoices: Rows
+    renegotiations: Rows
+    feedback: Rows = field(default_factory=dict)
+    changed: set[tuple[str, Key]] = field(default_factory=set)  # (table, key)
+
+    def write(self, cursor: psycopg.Cursor[Any]) -> None:
+        """Upsert the changed rows, one statement per table; a feedback row is never read, so
+        one stored already is left as it is."""
+        for table, rows, columns in (
+            ("metrics_invoices", self.invoices, INVOICE_COLUMNS),
+            ("metrics_renegotiations", self.renegotiations, RENEGOTIATION_COLUMNS),
+            ("metrics_feedback", self.feedback, FEEDBACK_COLUMNS),
+        ):
+            keys = sorted(key for name, key in self.changed if name == table)
+            upsert(
+                cursor,
+                table,
+                columns,
+                tuple(columns)[:2],
+                (tuple(rows[key].values()) for key in keys),
+                replace=table != "metrics_feedback",
+            )
+
+    def insert(self, table: str, rows: Rows, row: dict[str, Any]) -> None:
+        """A new row, unless its key is there (as INSERT ... ON CONFLICT DO NOTHING)."""
+        account, item = list(row.values())[:2]  # every table here is keyed by its first two
+        key = (account, item)
+        if key not in rows:
+            rows[key] = row
+            self.changed.add((table, key))
+
+    def newer(
+        self, table: str, rows: Rows, key: Key, record: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The row of `key` if the event is newer than it, now at the event's version."""
+        row = rows.get(key)
+        if row is None or row["account_version"] >= record["account_version"]:
+            return None
+        row["account_version"] = record["account_version"]
+        self.changed.add((table, key))
+        return row
+
+
+class Metrics(Batched):
     """Applies account events to the metrics' tables, inside the caller's transaction."""
 
     name = "metrics"
     tables: tuple[str, ...] = ("metrics_invoices", "metrics_renegotiations", "metrics_feedback")
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Apply one decoded event; events that change no row here are ignored."""
-        handler = _HANDLERS.get(event_type)
-        if handler is not None and "account_id" in record:
-            handler(cursor, record)
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Apply decoded events to the rows they name, read once and written once, in the
+        order of the events: the rows one statement per event would leave."""
+        events = [(t, r) for t, r in events if t in _HANDLERS and "account_id" in r]
+        if not events:
+            return
+        rows = MetricsRows(_invoices(cursor, events), _renegotiations(cursor, events))
+        for event_type, record in events:
+            _HANDLERS[event_type](rows, record)
+        rows.write(cursor)
 
 
-def _invoice_issued(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _invoices(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> Rows:
+    """The stored invoice rows the events name (an installment is named only when issued)."""
+    keys = {(r["account_id"], r["invoice_id"]) for t, r in events if t in _NAME_AN_INVOICE}
+    keys |= {
+        (r["account_id"], installment["invoice_id"])
+        for t, r in events
+        if t == "DebtRenegotiated"
+        for installment in r["schedule"]
+    }
+    return _select(cursor, "metrics_invoices", INVOICE_COLUMNS, "invoice_id", keys)
+
+
+def _renegotiations(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> Rows:
+    """The stored plan rows of the accounts whose events may change one (a paid installment
+    names its plan only through its invoice row)."""
+    accounts = sorted({r["account_id"] for t, r in events if t in _NAME_PLANS})
+    if not accounts:
+        return {}
+    names = sql.SQL(", ").join(map(sql.Identifier, RENEGOTIATION_COLUMNS))
     cursor.execute(
-        _INVOICE_SQL,
-        (
-            record["account_id"],
-            record["invoice_id"],
-            record["currency"],
-            record["amount_minor"],
-            record["occurred_at"],
-            None,
-            record["account_version"],
-        ),
+        sql.SQL("SELECT {} FROM metrics_renegotiations WHERE account_id = ANY(%s)").format(names),
+        (accounts,),
     )
+    return _keyed(cursor.fetchall(), RENEGOTIATION_COLUMNS)
 
 
-def _renegotiated(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _select(
+    cursor: psycopg.Cursor[Any], table: str, columns: dict[str, str], id_column: str, keys: set[Key]
+) -> Rows:
+    if not keys:
+        return {}
+    accounts, ids = zip(*sorted(keys), strict=True)
+    cursor.execute(
+        sql.SQL(
+            "SELECT {names} FROM {table} t JOIN unnest(%s::text[], %s::text[]) k(account, id) "
+            "ON t.account_id = k.account AND t.{id} = k.id"
+        ).format(
+            names=sql.SQL(", ").join(sql.Identifier("t", c) for c in columns),
+            table=sql.Identifier(table),
+            id=sql.Identifier(id_column),
+        ),
+        (list(accounts), list(ids)),
+    )
+    return _keyed(cursor.fetchall(), columns)
+
+
+def _keyed(fetched: list[tuple[Any, ...]], columns: dict[str, str]) -> Rows:
+    return {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in fetched}
+
+
+def _new_invoice(
+    record: dict[str, Any], invoice_id: str, amount_minor: int, plan_id: str | None
+) -> dict[str, Any]:
+    return dict.fromkeys(INVOICE_COLUMNS) | {
+        "account_id": record["account_id"],
+        "invoice_id": invoice_id,
+        "currency": record["currency"],
+        "amount_minor": amount_minor,
+        "issued_at": record["occurred_at"],
+        "renegotiation_plan_id": plan_id,
+        "failed_attempts": 0,
+        "account_version": record["account_version"],
+    }
+
+
+def _invoice_issued(rows: MetricsRows, record: dict[str, Any]) -> None:
+    invoice = _new_invoice(record, record["invoice_id"], record["amount_minor"], None)
+    rows.insert("metrics_invoices", rows.invoices, invoice)
+
+
+def _renegotiated(rows: MetricsRows, record: dict[str, Any]) -> None:
     schedule = record["schedule"]
-    cursor.execute(
-        "INSERT INTO metrics_renegotiations (account_id, plan_id, currency, agreed_at, "
-        "amount_minor, installments, account_version) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT DO NOTHING",
-        (
-            record["account_id"],
-            record["plan_id"],
-            record["currency"],
-            record["occurred_at"],
-            sum(installment["amount_minor"] for installment in schedule),
-            len(schedule),
-            record["account_version"],
-        ),
-    )
+    plan = dict.fromkeys(RENEGOTIATION_COLUMNS) | {
+        "account_id": record["account_id"],
+        "plan_id": record["plan_id"],
+        "currency": record["currency"],
+        "agreed_at": record["occurred_at"],
+        "amount_minor": sum(installment["amount_minor"] for installment in schedule),
+        "installments": len(schedule),
+        "installments_paid": 0,
+        "account_version": record["account_version"],
+    }
+    rows.insert("metrics_renegotiations", rows.renegotiations, plan)
     for installment in schedule:
-        cursor.execute(
-            _INVOICE_SQL,
-            (
-                record["account_id"],
-                installment["invoice_id"],
-                record["currency"],
-                installment["amount_minor"],
-                record["occurred_at"],
-                record["plan_id"],
-                record["account_version"],
-            ),
+        invoice = _new_invoice(
+            record, installment["invoice_id"], installment["amount_minor"], record["plan_id"]
         )
+        rows.insert("metrics_invoices", rows.invoices, invoice)
 
 
-def _charge_requested(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    _update_invoice(
-        cursor,
-        record,
-        "payment_method_kind = COALESCE(payment_method_kind, %s), "
-        "first_attempt_at = COALESCE(first_attempt_at, %s)",
-        (record["payment_method_kind"], record["occurred_at"]),
-    )
+def _charged(failed: int) -> Callable[[MetricsRows, dict[str, Any]], None]:
+    """A charge attempt (ChargeRequested, or ChargeFailed: `failed` 1): the first one's kind
+    and time are kept."""
+
+    def charge(rows: MetricsRows, record: dict[str, Any]) -> None:
+        row = _invoice(rows, record)
+        if row is not None:
+            kind, at = record["payment_method_kind"], record["occurred_at"]
+            _first(row, payment_method_kind=kind, first_attempt_at=at)
+            row["failed_attempts"] += failed
+
+    return charge
 
 
-def _charge_failed(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    _update_invoice(
-        cursor,
-        record,
-        "payment_method_kind = COALESCE(payment_method_kind, %s), "
-        "first_attempt_at = COALESCE(first_attempt_at, %s), failed_attempts = failed_attempts + 1",
-        (record["payment_method_kind"], record["occurred_at"]),
-    )
+def _overdue(rows: MetricsRows, record: dict[str, Any]) -> None:
+    row = _invoice(rows, record)
+    if row is not None:
+        _first(row, overdue_at=record["occurred_at"], overdue_minor=record["outstanding_minor"])
 
 
-def _overdue(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    _update_invoice(
-        cursor,
-        record,
-        "overdue_at = COALESCE(overdue_at, %s), overdue_minor = COALESCE(overdue_minor, %s)",
-        (record["occurred_at"], record["outstanding_minor"]),
-    )
-
-
-def _paid(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cursor.execute(
-        "UPDATE metrics_invoices SET paid_at = %s, account_version = %s "
-        "WHERE account_id = %s AND invoice_id = %s AND account_version < %s AND paid_at IS NULL "
-        "RETURNING renegotiation_plan_id",
-        (
-            record["occurred_at"],
-            record["account_version"],
-            record["account_id"],
-            record["invoice_id"],
-            record["account_version"],
-        ),
-    )
-    row = cursor.fetchone()
-    if row is None or row[0] is None:
+def _paid(rows: MetricsRows, record: dict[str, Any]) -> None:
+    key = (record["account_id"], record["invoice_id"])
+    row = rows.invoices.get(key)
+    if row is None or row["paid_at"] is not None:
         return
-    cursor.execute(
-        "UPDATE metrics_renegotiations SET installments_paid = installments_paid + 1, "
-        "completed_at = CASE WHEN installments_paid + 1 = installments THEN %s END, "
-        "account_version = %s WHERE account_id = %s AND plan_id = %s AND account_version < %s",
-        (
-            record["occurred_at"],
-            record["account_version"],
-            record["account_id"],
-            row[0],
-            record["account_version"],
-        ),
-    )
+    row = rows.newer("metrics_invoices", rows.invoices, key, record)
+    if row is None:
+        return
+    row["paid_at"] = record["occurred_at"]
+    if row["renegotiation_plan_id"] is None:
+        return
+    plan_key = (record["account_id"], row["renegotiation_plan_id"])
+    plan = rows.newer("metrics_renegotiations", rows.renegotiations, plan_key, record)
+    if plan is not None:
+        plan["installments_paid"] += 1
+        done = plan["installments_paid"] == plan["installments"]
+        plan["completed_at"] = record["occurred_at"] if done else None
 
 
-def _defaulted(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cursor.execute(
-        "UPDATE metrics_renegotiations SET defaulted_at = COALESCE(defaulted_at, %s), "
-        "account_version = %s WHERE account_id = %s AND plan_id = %s AND account_version < %s",
-        (
-            record["occurred_at"],
-            record["account_version"],
-            record["account_id"],
-            record["plan_id"],
-            record["account_version"],
-        ),
-    )
+def _defaulted(rows: MetricsRows, record: dict[str, Any]) -> None:
+    key = (record["account_id"], record["plan_id"])
+    plan = rows.newer("metrics_renegotiations", rows.renegotiations, key, record)
+    if plan is not None:
+        _first(plan, defaulted_at=record["occurred_at"])
 
 
-def _feedback(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cursor.execute(
-        "INSERT INTO metrics_feedback VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (record["account_id"], record["feedback_id"], record["score"], record["occurred_at"]),
-    )
+def _feedback(rows: MetricsRows, record: dict[str, Any]) -> None:
+    feedback = {
+        "account_id": record["account_id"],
+        "feedback_id": record["feedback_id"],
+        "score": record["score"],
+        "recorded_at": record["occurred_at"],
+    }
+    rows.insert("metrics_feedback", rows.feedback, feedback)
 
 
-def _update_invoice(
-    cursor: psycopg.Cursor[Any], record: dict[str, Any], assignments: str, values: tuple[Any, ...]
-) -> None:
-    cursor.execute(
-        f"UPDATE metrics_invoices SET {assignments}, account_version = %s "
-        "WHERE account_id = %s AND invoice_id = %s AND account_version < %s",
-        (
-            *values,
-            record["account_version"],
-            record["account_id"],
-            record["invoice_id"],
-            record["account_version"],
-        ),
-    )
+def _first(row: dict[str, Any], **values: Any) -> None:
+    """Each column of `values` that is still null takes its value (SQL's COALESCE)."""
+    for column, value in values.items():
+        if row[column] is None:
+            row[column] = value
 
 
-_HANDLERS = {
+def _invoice(rows: MetricsRows, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The invoice row the event names, if the event is newer than it."""
+    key = (record["account_id"], record["invoice_id"])
+    return rows.newer("metrics_invoices", rows.invoices, key, record)
+
+
+_HANDLERS: dict[str, Callable[[MetricsRows, dict[str, Any]], None]] = {
     "InvoiceIssued": _invoice_issued,
     "DebtRenegotiated": _renegotiated,
-    "ChargeRequested": _charge_requested,
-    "ChargeFailed": _charge_failed,
+    "ChargeRequested": _charged(0),
+    "ChargeFailed": _charged(1),
     "InvoiceOverdue": _overdue,
     "InvoicePaid": _paid,
     "RenegotiationDefaulted": _defaulted,

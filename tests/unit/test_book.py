@@ -48,10 +48,11 @@ class Played:
         return [e for e in self.events if type(e).__name__ == name]
 
 
-def play(book: Book) -> Played:
+def play(book: Book, ledger: BillingLedger | None = None) -> Played:
     """Encode each command as `ledger send` does and hand the batches to `handle_batch`:
-    each month's catalogue commands first, then its account commands."""
-    codec, ledger, played = AvroCodec(), in_memory_ledger(), Played()
+    each month's catalogue commands first, then its account commands (saved in `ledger`, a
+    new one in memory if None)."""
+    codec, ledger, played = AvroCodec(), ledger or in_memory_ledger(), Played()
     offset = 0
     for month in book.months():
         played.months.append(month)
