@@ -9,7 +9,7 @@ from enum import Enum
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import orjson
 from eventsourcing.application import (
@@ -30,6 +30,7 @@ from eventsourcing.persistence import (
 from ledger.account import Account, CancellationPolicy, Contact, Terms, account_uuid
 from ledger.calendar import IntervalUnit
 from ledger.dunning import DunningPolicy, FinalAction
+from ledger.ids import name_uuid_text
 from ledger.plans import Plan, plan_uuid
 from ledger.postings import Posting, Side
 from ledger.receipts import CommandReceipt, Rejection, Source, receipt_uuid
@@ -39,7 +40,7 @@ from ledger.renegotiation import Installment, OriginalDebt
 
 def event_id(originator_id: UUID, originator_version: int) -> str:
     """The stable id of the event at `originator_version` of aggregate `originator_id`."""
-    return str(uuid5(originator_id, str(originator_version)))
+    return name_uuid_text(originator_id, str(originator_version))
 
 
 class DataclassAsDict(Transcoding):
