@@ -14,14 +14,17 @@ so the figures compare code, not moments of a shared machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +62,49 @@ def round_figures(database_url: str, commands: int, accounts: int) -> dict[str, 
 
     ledger = BillingLedger(env=event_store_env(database_url))
     writer = CommandConsumer(ledger, None, None, AvroCodec(), "bench", AccountCache(20_000))  # type: ignore[arg-type]
-    writer._process_or_drop(messages(encoded(plans())))  # the tables exist, the plan is defined
-    burst = encoded(workload(commands, accounts, seed=1, prefix="burst"))
+    with seeded_uuid4():  # the builders' command ids: every round stores the same bytes
+        catalogue = encoded(plans())
+        burst = encoded(workload(commands, accounts, seed=1, prefix="burst"))
+    writer._process_or_drop(messages(catalogue))  # the tables exist, the plan is defined
     batches = [messages(burst[i : i + BATCH]) for i in range(0, len(burst), BATCH)]
     cpu, wall = time.process_time(), time.perf_counter()
     outcomes = sum(len(writer._process_or_drop(batch)) for batch in batches)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     rows = ledger.process_recorder.max_notification_id() or 0
+    digest = stored_digest(ledger)
     ledger.close()
-    return {"commands": outcomes, "rows": rows, "cpu_s": cpu, "wall_s": wall}
+    return {"commands": outcomes, "rows": rows, "cpu_s": cpu, "wall_s": wall, "stored": digest}
+
+
+@contextlib.contextmanager
+def seeded_uuid4() -> Iterator[None]:
+    """uuid.uuid4 drawing from a seeded generator, while the workload is built."""
+    rng = random.Random(1)
+    real, uuid.uuid4 = uuid.uuid4, lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    try:
+        yield
+    finally:
+        uuid.uuid4 = real
+
+
+def stored_digest(ledger: Any) -> str:
+    """A digest of every stored event (id, version, topic, state) in notification order.
+
+    The burst's events take their times from the commands, so two checkouts that store the
+    same bytes answer the same digest: an optimisation of the writer must not change it.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    start = 1
+    while notifications := ledger.process_recorder.select_notifications(start, 1000):
+        for n in notifications:
+            digest.update(
+                b"%s %d %s " % (n.originator_id.bytes, n.originator_version, n.topic.encode())
+            )
+            digest.update(n.state)
+        start = notifications[-1].id + 1
+    return digest.hexdigest()
 
 
 def run_round(checkout: Path, server_url: str, commands: int, accounts: int) -> dict[str, Any]:
@@ -117,6 +154,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "rows_per_wall_s": round(statistics.median(r["rows"] / r["wall_s"] for r in rounds)),
         "rows_per_cpu_s": round(statistics.median(r["rows"] / r["cpu_s"] for r in rounds)),
+        "stored": sorted({r["stored"] for r in rounds}),  # one digest: every round stored the same
     }
 
 

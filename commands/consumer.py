@@ -174,18 +174,18 @@ def _decode(
 ) -> tuple[list[Delivery], list[Outgoing]]:
     deliveries: list[Delivery] = []
     dead: list[Outgoing] = []
+    # No log context is bound per message: decoding logs nothing but the dead letter's
+    # warning, which names the topic, partition and offset itself.
     for message in messages:
-        source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        with structlog.contextvars.bound_contextvars(**source):
-            try:
-                deliveries.append(_delivery(codec, message))
-            except AvroError as error:
-                dead.append(dead_letter(message, error.code, str(error), cluster_id=cluster_id))
-            except Undeliverable as error:
-                headers = error.headers
-                dead.append(
-                    dead_letter(message, error.code, str(error), headers, cluster_id=cluster_id)
-                )
+        try:
+            deliveries.append(_delivery(codec, message))
+        except AvroError as error:
+            dead.append(dead_letter(message, error.code, str(error), cluster_id=cluster_id))
+        except Undeliverable as error:
+            headers = error.headers
+            dead.append(
+                dead_letter(message, error.code, str(error), headers, cluster_id=cluster_id)
+            )
     return deliveries, dead
 
 
@@ -212,23 +212,26 @@ def _delivery(codec: AvroCodec, message: Message) -> Delivery:
 
 
 def _log_outcome(outcome: Outcome) -> None:
-    with structlog.contextvars.bound_contextvars(**outcome.delivery.log_context):
-        if outcome.rejection is None:
-            logger.info(
-                "commands.accepted",
-                command_type=outcome.delivery.command_type,
-                event_ids=list(outcome.event_ids),
-                redelivery=outcome.redelivery,
-            )
-        else:
-            logger.info(
-                "commands.rejected",
-                command_type=outcome.delivery.command_type,
-                reason=outcome.rejection.code,
-                field=outcome.rejection.field,
-                redelivery=outcome.redelivery,
-                detail=outcome.rejection.message,
-            )
+    # The delivery's context as fields of the line: the same line as with it bound, cheaper.
+    context = outcome.delivery.log_context
+    if outcome.rejection is None:
+        logger.info(
+            "commands.accepted",
+            command_type=outcome.delivery.command_type,
+            event_ids=list(outcome.event_ids),
+            redelivery=outcome.redelivery,
+            **context,
+        )
+    else:
+        logger.info(
+            "commands.rejected",
+            command_type=outcome.delivery.command_type,
+            reason=outcome.rejection.code,
+            field=outcome.rejection.field,
+            redelivery=outcome.redelivery,
+            detail=outcome.rejection.message,
+            **context,
+        )
 
 
 class Undeliverable(Exception):

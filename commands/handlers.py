@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-import structlog
 from eventsourcing.persistence import PersistenceError
 
 from commands.envelope import check_envelope
 from commands.messages import Command, PlanCommand
 from commands.table import HANDLERS
 from commands.unit_of_work import UnitOfWork
+from infra import logs
 from ledger.errors import RuleViolation
 from ledger.receipts import CommandReceipt, Rejection, Source
 
@@ -90,7 +90,7 @@ def process(
     work.preload([d.command for d in deliveries])
     outcomes = []
     for delivery in deliveries:
-        with structlog.contextvars.bound_contextvars(**delivery.log_context):
+        with logs.bound(**delivery.log_context):
             outcomes.append(_answer(work, delivery, poisoned))
     return outcomes
 

@@ -22,6 +22,7 @@ from ledger.clock import Clock
 from ledger.dunning import DEFAULT_POLICY, Dunning
 from ledger.errors import MissingValue, OutOfRange, RuleViolation, TooLong, check_range
 from ledger.feedback import CustomerFeedback
+from ledger.ids import name_uuid
 from ledger.lifecycle import Lifecycle
 from ledger.money import CurrencyMismatch, check_amount, check_currency
 from ledger.payment_methods import PaymentMethod, PaymentMethods
@@ -38,7 +39,7 @@ MAX_DAYS_UNTIL_DUE = 365
 
 def account_uuid(account_id: str) -> UUID:
     """The event-store id of the account named `account_id` by upstream systems."""
-    return uuid5(_ACCOUNT_NAMESPACE, account_id)
+    return name_uuid(_ACCOUNT_NAMESPACE, account_id)
 
 
 __all__ = [

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate
 from ledger.account import MAX_TRIAL_DAYS
 from ledger.calendar import IntervalUnit
 from ledger.errors import RuleViolation, check_range, check_text
+from ledger.ids import name_uuid
 from ledger.money import check_amount, check_currency
 
 _PLAN_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:plan")
@@ -29,7 +30,7 @@ MAX_INTERVAL_COUNT = 1000
 
 def plan_uuid(plan_id: str) -> UUID:
     """The event-store id of the catalogue plan named `plan_id` by upstream systems."""
-    return uuid5(_PLAN_NAMESPACE, plan_id)
+    return name_uuid(_PLAN_NAMESPACE, plan_id)
 
 
 class Plan(Aggregate):

@@ -14,12 +14,14 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ledger.ids import name_uuid
+
 _RECEIPT_NAMESPACE = uuid5(NAMESPACE_URL, "billing-ledger:command")
 
 
 def receipt_uuid(command_id: str) -> UUID:
     """The event-store id of the receipt of the command `command_id`."""
-    return uuid5(_RECEIPT_NAMESPACE, command_id)
+    return name_uuid(_RECEIPT_NAMESPACE, command_id)
 
 
 @dataclass(frozen=True)

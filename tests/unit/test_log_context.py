@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from commands.consumer import handle_batch
+from commands.consumer import CommandConsumer, handle_batch
 from commands.messages import Subscribe
 from commands.table import HANDLERS
 from infra.kafka import Message
@@ -58,3 +58,26 @@ class TestFailingHandlerLog:
         assert "ZeroDivisionError: a bug" in failure["error"]
         rejected = [o for o in handled.outcomes if o.rejection is not None]
         assert [o.rejection.code for o in rejected if o.rejection] == ["internal_error"]
+
+
+class TestOutcomeLines:
+    """Each outcome line names the command, its key and its source, whatever is bound around."""
+
+    def test_accepted_and_rejected_lines_carry_the_commands_context(
+        self, ledger: BillingLedger
+    ) -> None:
+        """commands.accepted and commands.rejected: command_id, account_id, topic, partition, offset."""
+        opening, again = open_account("acc-8"), open_account("acc-8")
+        messages = [read_at(50, "OpenAccount", opening), read_at(51, "OpenAccount", again)]
+        writer = CommandConsumer(ledger, None, None, CODEC, "cluster-t")  # type: ignore[arg-type]
+        with capture_logs() as logs:
+            writer._process_or_drop(messages)
+        lines = [line for line in logs if line["event"].startswith("commands.")]
+        assert [line["event"] for line in lines] == ["commands.accepted", "commands.rejected"]
+        for line, record, offset in zip(lines, (opening, again), (50, 51), strict=True):
+            assert {key: line[key] for key in ("command_id", "account_id", "topic")} == {
+                "command_id": record["command_id"],
+                "account_id": "acc-8",
+                "topic": COMMANDS_TOPIC,
+            }
+            assert (line["partition"], line["offset"]) == (2, offset)

@@ -64,3 +64,26 @@ class TestFormat:
         """A typo in the variable stops the ledger with a message naming it."""
         with pytest.raises(ConfigError, match="LEDGER_LOG_FORMAT"):
             Settings.from_env({"LEDGER_LOG_FORMAT": "yaml"})
+
+
+class TestBound:
+    """`bound` binds fields for a block and gives back what was bound before."""
+
+    def test_lines_in_the_block_carry_the_fields_and_later_ones_the_old_values(self) -> None:
+        """Inside, the block's fields; after it, the outer value again and no block field."""
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+            with structlog.contextvars.bound_contextvars(topic="outer"):
+                with logs.bound(topic="inner", offset=7):
+                    structlog.get_logger().warning("inside")
+                structlog.get_logger().warning("after")
+            structlog.get_logger().warning("outside")
+        inside, after, outside = lines
+        assert (inside["topic"], inside["offset"]) == ("inner", 7)
+        assert after["topic"] == "outer" and "offset" not in after
+        assert "topic" not in outside
+
+    def test_the_fields_are_unbound_when_the_block_raises(self) -> None:
+        """An exception leaving the block unbinds its fields all the same."""
+        with pytest.raises(ZeroDivisionError), logs.bound(command_id="c-1"):
+            raise ZeroDivisionError
+        assert "command_id" not in structlog.contextvars.get_contextvars()
