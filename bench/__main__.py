@@ -7,6 +7,7 @@ python -m bench projections [COMMANDS]
 python -m bench forecast_days [COMMANDS]
 python -m bench writer [--against CHECKOUT] [--rounds N]
 python -m bench rebuild [--against CHECKOUT] [--rounds N] [--snapshots]
+python -m bench memory --commands 1000000 --accounts 100000 --checkpoint 100000
 """
 
 from __future__ import annotations
@@ -82,6 +83,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipeline.add_argument(
         "--out", type=Path, help="the result file (default bench/results/pipeline-<time>.json)"
     )
+    memory = benchmarks.add_parser(
+        "memory", help="each ledger run process's memory and rate at checkpoints of commands"
+    )
+    memory.add_argument("--commands", type=int, default=20_000, help="default 20000")
+    memory.add_argument("--accounts", type=int, default=5_000, help="default 5000")
+    memory.add_argument(
+        "--checkpoint", type=int, default=5_000, help="commands between samples (default 5000)"
+    )
+    memory.add_argument(
+        "--client", default="confluent-kafka", choices=KAFKA_CLIENTS, help="ledger run's client"
+    )
+    memory.add_argument(
+        "--events-ahead",
+        type=int,
+        help="publish only while fewer events than this wait for the projector (default: no limit)",
+    )
+    memory.add_argument(
+        "--drain-s",
+        type=float,
+        default=1800,
+        help="seconds the projector may catch up after the last command (default 1800)",
+    )
+    memory.add_argument("--out", type=Path, help="default bench/results/memory-<time>.json")
     for name, help_text in (
         ("throughput", "a burst of OpenAccount + Subscribe"),
         ("latency", "one command at a time"),
@@ -93,6 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     if args.benchmark == "pipeline":
         return run_pipeline(args)
+    if args.benchmark == "memory":
+        from bench import memory as memory_bench
+
+        return memory_bench.main(
+            args.commands,
+            args.accounts,
+            args.checkpoint,
+            args.client,
+            args.events_ahead,
+            args.drain_s,
+            args.out,
+        )
     module = importlib.import_module(f"bench.{args.benchmark}")
     module.main(*([args.size] if args.size else []))
     return 0

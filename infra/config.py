@@ -30,6 +30,9 @@ VARIABLES: dict[str, str] = {
     "consumer group, one relay process and one projections process, so every core works.",
     "LEDGER_ACCOUNT_CACHE": "Accounts each command worker keeps in memory between batches, for "
     "the partitions it owns (default 20000; 0: read every account from the event store).",
+    "LEDGER_ACCOUNT_CACHE_EVENTS": "Events those cached accounts may hold in all (default "
+    "500000, about 120 MB): an account's memory grows with its history, so the least recently "
+    "used are dropped past it too; 0: no limit.",
     "LEDGER_SESSION_TIMEOUT_MS": "Kafka consumer session timeout (default 6000: the embedded "
     "broker joins groups in about half of it).",
     "LEDGER_LOG_LEVEL": "debug, info, warning or error (default info).",
@@ -115,6 +118,7 @@ class Settings:
     batch_size: int = 500
     workers: int = 0
     account_cache: int = 20_000
+    account_cache_events: int = 500_000  # 0: no limit
     session_timeout_ms: int = 6000
     clock_interval_s: float = 0.0
     log_level: str = "info"
@@ -135,6 +139,7 @@ class Settings:
             batch_size=_positive(env, "LEDGER_BATCH_SIZE", 500),
             workers=_count(env, "LEDGER_WORKERS", 0),
             account_cache=_count(env, "LEDGER_ACCOUNT_CACHE", 20_000),
+            account_cache_events=_count(env, "LEDGER_ACCOUNT_CACHE_EVENTS", 500_000),
             session_timeout_ms=_positive(env, "LEDGER_SESSION_TIMEOUT_MS", 6000),
             clock_interval_s=_seconds(env, "LEDGER_CLOCK_INTERVAL_S"),
             log_level=(env.get("LEDGER_LOG_LEVEL") or "info").lower(),

@@ -239,7 +239,7 @@ def command_loop(settings: Settings, where: Endpoints, stack: ExitStack) -> tupl
     stack.callback(consumer.close)
     producer = where.kafka.producer()
     stack.callback(producer.close)
-    cache = AccountCache(settings.account_cache)
+    cache = AccountCache(settings.account_cache, settings.account_cache_events or None)
     handler = CommandConsumer(ledger, consumer, producer, AvroCodec(), where.cluster_id, cache)
     handler.subscribe([COMMANDS_TOPIC])
     return "commands", lambda: len(handler.run_once())

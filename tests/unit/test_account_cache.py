@@ -51,6 +51,28 @@ class TestAccountCache:
         assert len(cache) == 2
         assert sorted(cache.take(["acc-0", "acc-1", "acc-2"])) == ["acc-1", "acc-2"]
 
+    def test_the_cached_accounts_hold_at_most_max_events(self, ledger: BillingLedger) -> None:
+        """An account grows with its history: past `max_events` in all, the oldest are dropped."""
+        Sender(ledger)(*(open_account(f"acc-{n}") for n in range(3)), subscribe("acc-2"))
+        accounts = [saved_account(ledger, f"acc-{n}") for n in range(3)]
+        assert accounts[-1].version > 1  # subscribed: more events than an open account
+        cache = AccountCache(10, max_events=accounts[-1].version + 1)
+        cache.keep(accounts)
+        assert sorted(cache.take(["acc-0", "acc-1", "acc-2"])) == ["acc-1", "acc-2"]
+        assert cache.events == 0
+
+    def test_the_events_count_follows_what_is_kept_and_taken(self, ledger: BillingLedger) -> None:
+        """Kept again, an account counts once, with its latest version; cleared, none count."""
+        Sender(ledger)(open_account("acc-1"), open_account("acc-2"))
+        first = saved_account(ledger, "acc-1")
+        cache = AccountCache(10, max_events=100)
+        cache.keep([first, saved_account(ledger, "acc-2")])
+        Sender(ledger)(subscribe("acc-1"))
+        cache.keep([saved_account(ledger, "acc-1")])
+        assert cache.events == saved_account(ledger, "acc-1").version + 1
+        cache.clear()
+        assert (len(cache), cache.events) == (0, 0)
+
     def test_an_account_with_pending_events_is_refused(self, ledger: BillingLedger) -> None:
         """Only an account as saved may be kept: one changed in a batch never saved is a bug."""
         Sender(ledger)(open_account("acc-1"))
@@ -82,14 +104,15 @@ class TestCachedBatches:
         self, history: History
     ) -> None:
         """Random histories cut into batches: the same events, byte for byte, cached or not
-        (a cache of 2 accounts also drops and reads accounts back in between)."""
-        plain, cached, small = in_memory_ledger(), in_memory_ledger(), in_memory_ledger()
-        for ledger, cache in ((plain, None), (cached, AccountCache(100)), (small, AccountCache(2))):
+        (a cache of 2 accounts, or of 6 events, also drops and reads accounts back in between)."""
+        caches = (None, AccountCache(100), AccountCache(2), AccountCache(100, max_events=6))
+        ledgers = [in_memory_ledger() for _ in caches]
+        for ledger, cache in zip(ledgers, caches, strict=True):
             send = Sender(ledger, cache)
             for batch in history.batches():
                 send(*batch)
-        assert streams(cached) == streams(plain)
-        assert streams(small) == streams(plain)
+        plain = streams(ledgers[0])
+        assert all(streams(ledger) == plain for ledger in ledgers[1:])
 
 
 def open_by_consumer(ledger: BillingLedger, cache: AccountCache) -> CommandConsumer:
