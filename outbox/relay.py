@@ -4,7 +4,8 @@ Events reach Kafka only from here, never by writing to Kafka and PostgreSQL sepa
 last published notification id is stored in PostgreSQL per Kafka cluster, so a new (empty)
 cluster gets the whole history again. One relay publishes at a time: the leader holds a lock
 on the table ledger_relay_leader in a transaction left open on a connection of its own, which
-only the ledger's role can take; the others try again on each step.
+only the ledger's role can take; the others try again on each step. The leader reads the
+stored position when it takes the lead and keeps it while the lead holds.
 """
 
 from __future__ import annotations
@@ -65,14 +66,16 @@ class EventRelay:
         # leads only once it takes the lock again.
         self._leader = Reconnecting(database_url, on_connect=_prepare_leader)
         self._leading_on: object | None = None
+        # The stored position, read when the lead is taken and kept while it is held: only the
+        # leader stores it, so it changes under this relay only after a lead lost and taken anew.
+        self._published = 0
 
     def run_once(self) -> int:
         """Publish the next batch of stored events; answer how many were published."""
         if not self._lead():
             return 0
-        after = self.position()
         notifications = self.ledger.recorder.select_notifications(
-            start=after, limit=self.batch_size, inclusive_of_start=False
+            start=self._published, limit=self.batch_size, inclusive_of_start=False
         )
         if not notifications:
             return 0
@@ -107,6 +110,7 @@ class EventRelay:
             "ON CONFLICT (cluster_id, relay) DO UPDATE SET notification_id = EXCLUDED.notification_id",
             (self.cluster_id, self.name, notification_id),
         )
+        self._published = notification_id
 
     def _lead(self) -> bool:
         connection = self._leader.get()
@@ -114,8 +118,9 @@ class EventRelay:
             connection.execute("SELECT 1")  # raises if the connection, and so the lead, is lost
             return True
         if try_lead(connection, RELAY_LEADER_TABLE):
+            self._published = self.position()  # another leader may have moved it meanwhile
             self._leading_on = connection
-            logger.info("relay.leading", cluster_id=self.cluster_id, position=self.position())
+            logger.info("relay.leading", cluster_id=self.cluster_id, position=self._published)
         return self._leading_on is connection
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,6 +39,17 @@ pytestmark = pytest.mark.integration
 def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
     """The ledger on the test's database, holding one account with a subscription (3 events)."""
     ledger = open_ledger(servers.database_url)
+    save_commands(
+        ledger, [("OpenAccount", open_account("acc-r")), ("Subscribe", subscribe("acc-r"))]
+    )
+    yield ledger
+    ledger.close()
+
+
+def save_commands(
+    ledger: BillingLedger, commands: list[tuple[str, dict[str, Any]]], first_offset: int = 0
+) -> None:
+    """Process `commands` (read from consecutive offsets) as one batch and save what changed."""
     deliveries = [
         Delivery(
             command_from_record(kind, record),
@@ -45,15 +57,11 @@ def fixture_ledger(servers: Servers) -> Iterator[BillingLedger]:
             content_digest(kind, record),
             Source("billing.commands", 0, offset),
         )
-        for offset, (kind, record) in enumerate(
-            [("OpenAccount", open_account("acc-r")), ("Subscribe", subscribe("acc-r"))]
-        )
+        for offset, (kind, record) in enumerate(commands, start=first_offset)
     ]
     work = UnitOfWork(ledger)
     process(work, deliveries, frozenset())
     ledger.save(*work.changed)
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture(name="producer")
@@ -124,6 +132,29 @@ class TestRelay:
             assert follower.run_once() == 0  # nothing left: the leader stored its position
         finally:
             follower.close()
+
+    def test_a_relay_that_lost_its_lead_reads_the_position_again_when_it_leads_anew(
+        self, servers: Servers, ledger: BillingLedger, producer: Producer
+    ) -> None:
+        """Its lock connection killed, the relay stops; another leads and publishes on; the
+        first, leading again, resumes from the other's position, not from the one it held."""
+        first = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        second = EventRelay(ledger, producer, CODEC, servers.database_url, "cluster-a")
+        try:
+            assert first.run_once() == 5
+            with psycopg.connect(servers.database_url, autocommit=True) as admin:
+                pid = first._leader.get().info.backend_pid
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(psycopg.OperationalError):
+                first.run_once()  # the lead is lost: nothing is published on it
+            save_commands(ledger, [("OpenAccount", open_account("acc-s"))], first_offset=2)
+            assert second.run_once() == 2  # the lock went with the connection
+            second.close()
+            assert first.run_once() == 0  # leads anew: the second relay published those two
+            assert first.position() == ledger.recorder.max_notification_id()
+        finally:
+            first.close()
+            second.close()
 
 
 class TestProjector:
