@@ -297,6 +297,8 @@ def main(
                 "accounts": accounts,
                 "checkpoint": every,
                 "ledger_run": variables,
+                # what else ledger run inherits (e.g. LEDGER_ACCOUNT_CACHE_EVENTS)
+                "environment": {k: v for k, v in os.environ.items() if k.startswith("LEDGER_")},
                 "chunk": CHUNK,
                 "commands_ahead": COMMANDS_AHEAD,
                 "events_ahead": events_ahead,
