@@ -10,6 +10,7 @@ from commands.account_cache import AccountCache
 from commands.consumer import CommandConsumer
 from commands.handlers import process
 from commands.unit_of_work import UnitOfWork
+from infra.config import ConfigError, Settings
 from infra.kafka import Message
 from ledger.account import Account
 from ledger.application import BillingLedger
@@ -140,3 +141,24 @@ class TestConsumerCache:
             open_by_consumer(in_memory_ledger(), AccountCache(10))
         accepted = [e for e in logs if e["event"] == "commands.accepted"]
         assert [e["command_type"] for e in accepted] == ["OpenAccount"]
+
+
+class TestCacheSettings:
+    """LEDGER_ACCOUNT_CACHE and LEDGER_ACCOUNT_CACHE_EVENTS as the workers read them."""
+
+    def test_defaults(self) -> None:
+        """Unset: 20,000 accounts holding at most 500,000 events in all."""
+        settings = Settings.from_env({})
+        assert (settings.account_cache, settings.account_cache_events) == (20_000, 500_000)
+
+    def test_both_are_read(self) -> None:
+        """Set: the worker's cache takes both bounds, 0 events meaning no bound on events."""
+        env = {"LEDGER_ACCOUNT_CACHE": "7", "LEDGER_ACCOUNT_CACHE_EVENTS": "0"}
+        settings = Settings.from_env(env)
+        assert (settings.account_cache, settings.account_cache_events) == (7, 0)
+
+    @pytest.mark.parametrize("raw", ["-1", "many"])
+    def test_a_bad_event_bound_is_refused(self, raw: str) -> None:
+        """A negative or non-numeric LEDGER_ACCOUNT_CACHE_EVENTS is a configuration error."""
+        with pytest.raises(ConfigError, match="LEDGER_ACCOUNT_CACHE_EVENTS"):
+            Settings.from_env({"LEDGER_ACCOUNT_CACHE_EVENTS": raw})
