@@ -144,7 +144,10 @@ def pipeline_run(
     for thread in (watchers.results, watchers.events, watchers.sampler):
         thread.start()
     producer = observer.producer()
-    env = ledger_env(database_url, servers.bootstrap, **config.variables)
+    # A group of its own: on tansu, members of a group leaving while another joins stalled
+    # the next configuration's join for minutes (README, "Running several workers").
+    variables = {"LEDGER_CONSUMER_GROUP": f"bench-{label}", **config.variables}
+    env = ledger_env(database_url, servers.bootstrap, **variables)
     try:
         log = servers.home / f"ledger-{label}.log"
         with ledger_running(env, log, config.checkout) as process:
