@@ -83,3 +83,36 @@ def upsert(
         action=action,
     )
     cursor.execute(statement, [list(values) for values in zip(*rows, strict=True)])
+
+
+def select_rows(
+    cursor: psycopg.Cursor[Any],
+    table: str,
+    columns: dict[str, str],
+    id_column: str,
+    keys: set[tuple[str, str]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored rows of `table` whose (account_id, `id_column`) is among `keys`, by key; the
+    first two of `columns` must be those two."""
+    if not keys:
+        return {}
+    accounts, ids = zip(*sorted(keys), strict=True)
+    cursor.execute(
+        sql.SQL(
+            "SELECT {names} FROM {table} t JOIN unnest(%s::text[], %s::text[]) k(account, id) "
+            "ON t.account_id = k.account AND t.{id} = k.id"
+        ).format(
+            names=sql.SQL(", ").join(sql.Identifier("t", c) for c in columns),
+            table=sql.Identifier(table),
+            id=sql.Identifier(id_column),
+        ),
+        (list(accounts), list(ids)),
+    )
+    return keyed(cursor.fetchall(), columns)
+
+
+def keyed(
+    fetched: list[tuple[Any, ...]], columns: dict[str, str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Rows fetched in the order of `columns`, as dicts keyed by their first two values."""
+    return {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in fetched}

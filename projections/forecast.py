@@ -13,11 +13,14 @@ Rows are keyed by account version (settlements) or keep the last account version
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from projections.batch import EachEvent
+from projections.batch import Batched, Event, select_rows, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forecast_items (
@@ -98,13 +101,93 @@ COMMENT ON COLUMN forecast_payment_methods.kind IS 'Its kind, e.g. credit_card o
 """
 
 NO_METHOD = "none"
-_SETTLEMENT_SQL = (
-    "INSERT INTO forecast_settlements (account_id, account_version, item_id, how, settled_at, "
-    "amount_minor) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-)
+ITEM_COLUMNS = {
+    "account_id": "text",
+    "item_id": "text",
+    "currency": "text",
+    "kind": "text",
+    "issued_at": "timestamptz",
+    "amount_minor": "bigint",
+    "due_at": "timestamptz",
+    "accelerated_at": "timestamptz",
+    "accelerated_due_at": "timestamptz",
+    "payment_method_kind": "text",
+    "account_version": "bigint",
+}
+SETTLEMENT_COLUMNS = {
+    "account_id": "text",
+    "account_version": "bigint",
+    "item_id": "text",
+    "how": "text",
+    "settled_at": "timestamptz",
+    "amount_minor": "bigint",
+}
+METHOD_COLUMNS = {"account_id": "text", "payment_method_id": "text", "kind": "text"}
+ACCOUNT_COLUMNS = {
+    "account_id": "text",
+    "currency": "text",
+    "default_method_kind": "text",
+    "account_version": "bigint",
+}
+# Events naming items by their invoice_id (inserted, or changed if there).
+_NAME_AN_ITEM = frozenset(("InvoiceIssued", "ChargeRequested", "ChargeFailed"))
 
 
-class Forecast(EachEvent):
+@dataclass
+class ForecastRows:
+    """A batch's rows of the forecast tables: read once, changed in memory in the events'
+    order, the changed ones written once (what one statement per event would leave)."""
+
+    accounts: dict[str, dict[str, Any]]
+    methods: dict[tuple[str, str], str]
+    items: dict[tuple[str, str], dict[str, Any]]
+    settlements: dict[tuple[str, int, str, str], Any] = field(default_factory=dict)
+    changed_accounts: set[str] = field(default_factory=set)
+    new_methods: set[tuple[str, str]] = field(default_factory=set)
+    changed_items: set[tuple[str, str]] = field(default_factory=set)
+
+    def write(self, cursor: psycopg.Cursor[Any]) -> None:
+        """One statement per table; methods and settlements are never changed once stored."""
+        accounts = (tuple(self.accounts[a].values()) for a in sorted(self.changed_accounts))
+        upsert(cursor, "forecast_accounts", ACCOUNT_COLUMNS, ("account_id",), accounts)
+        methods = ((*key, self.methods[key]) for key in sorted(self.new_methods))
+        upsert(
+            cursor,
+            "forecast_payment_methods",
+            METHOD_COLUMNS,
+            tuple(METHOD_COLUMNS)[:2],
+            methods,
+            replace=False,
+        )
+        items = (tuple(self.items[key].values()) for key in sorted(self.changed_items))
+        upsert(cursor, "forecast_items", ITEM_COLUMNS, tuple(ITEM_COLUMNS)[:2], items)
+        settlements = ((*key, *self.settlements[key]) for key in sorted(self.settlements))
+        upsert(
+            cursor,
+            "forecast_settlements",
+            SETTLEMENT_COLUMNS,
+            tuple(SETTLEMENT_COLUMNS)[:4],
+            settlements,
+            replace=False,
+        )
+
+    def default_kind(self, account_id: str) -> str:
+        """The account's default method kind as it stands now; none for an unknown account."""
+        account = self.accounts.get(account_id)
+        return account["default_method_kind"] if account is not None else NO_METHOD
+
+    def item(self, record: dict[str, Any], item_id: str) -> dict[str, Any] | None:
+        """The item's row if the event is newer than it, now at the event's version."""
+        key = (record["account_id"], item_id)
+        row = self.items.get(key)
+        if row is None or row["account_version"] >= record["account_version"]:
+            return None
+        row["account_version"] = record["account_version"]
+        self.changed_items.add(key)
+        return row
+
+
+class Forecast(Batched):
     """Applies account events to the forecast's tables, inside the caller's transaction."""
 
     name = "forecast"
@@ -116,134 +199,145 @@ class Forecast(EachEvent):
     )
     schema = SCHEMA
 
-    def apply(self, cursor: psycopg.Cursor[Any], event_type: str, record: dict[str, Any]) -> None:
-        """Apply one decoded event; events that change no item, settlement or method are ignored."""
-        handler = _HANDLERS.get(event_type)
-        if handler is not None and "account_id" in record:
-            handler(cursor, record)
+    def apply_batch(self, cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> None:
+        """Apply decoded events to the rows they name, read once and written once; events that
+        change no item, settlement or method are ignored."""
+        events = [(t, r) for t, r in events if t in _HANDLERS and "account_id" in r]
+        if not events:
+            return
+        accounts = sorted({r["account_id"] for _, r in events})
+        rows = ForecastRows(
+            _accounts(cursor, accounts), _methods(cursor, accounts), _items(cursor, events)
+        )
+        for event_type, record in events:
+            _HANDLERS[event_type](rows, record)
+        rows.write(cursor)
 
 
-def _opened(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _accounts(cursor: psycopg.Cursor[Any], accounts: list[str]) -> dict[str, dict[str, Any]]:
+    names = sql.SQL(", ").join(map(sql.Identifier, ACCOUNT_COLUMNS))
     cursor.execute(
-        "INSERT INTO forecast_accounts VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (record["account_id"], record["currency"], NO_METHOD, record["account_version"]),
+        sql.SQL("SELECT {} FROM forecast_accounts WHERE account_id = ANY(%s)").format(names),
+        (accounts,),
     )
+    return {row[0]: dict(zip(ACCOUNT_COLUMNS, row, strict=True)) for row in cursor.fetchall()}
 
 
-def _method_added(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _methods(cursor: psycopg.Cursor[Any], accounts: list[str]) -> dict[tuple[str, str], str]:
     cursor.execute(
-        "INSERT INTO forecast_payment_methods VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        (record["account_id"], record["payment_method_id"], record["kind"]),
+        "SELECT account_id, payment_method_id, kind FROM forecast_payment_methods "
+        "WHERE account_id = ANY(%s)",
+        (accounts,),
     )
+    return {(row[0], row[1]): row[2] for row in cursor.fetchall()}
 
 
-def _default_set(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    cursor.execute(
-        "UPDATE forecast_accounts SET default_method_kind = COALESCE(("
-        "SELECT kind FROM forecast_payment_methods WHERE account_id = %s AND payment_method_id = %s"
-        "), %s), account_version = %s WHERE account_id = %s AND account_version < %s",
-        (
-            record["account_id"],
-            record["payment_method_id"],
-            NO_METHOD,
-            record["account_version"],
-            record["account_id"],
-            record["account_version"],
-        ),
-    )
+def _items(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> dict[tuple[str, str], Any]:
+    """The stored item rows the events name."""
+    keys = {(r["account_id"], r["invoice_id"]) for t, r in events if t in _NAME_AN_ITEM}
+    for event_type, record in events:
+        if event_type == "DebtRenegotiated":
+            keys |= {(record["account_id"], i["invoice_id"]) for i in record["schedule"]}
+        elif event_type == "RenegotiationDefaulted":
+            keys |= {(record["account_id"], i) for i in record["accelerated_invoice_ids"]}
+    return select_rows(cursor, "forecast_items", ITEM_COLUMNS, "item_id", keys)
+
+
+def _opened(rows: ForecastRows, record: dict[str, Any]) -> None:
+    account_id = record["account_id"]
+    if account_id not in rows.accounts:
+        rows.accounts[account_id] = {
+            "account_id": account_id,
+            "currency": record["currency"],
+            "default_method_kind": NO_METHOD,
+            "account_version": record["account_version"],
+        }
+        rows.changed_accounts.add(account_id)
+
+
+def _method_added(rows: ForecastRows, record: dict[str, Any]) -> None:
+    key = (record["account_id"], record["payment_method_id"])
+    if key not in rows.methods:
+        rows.methods[key] = record["kind"]
+        rows.new_methods.add(key)
+
+
+def _default_set(rows: ForecastRows, record: dict[str, Any]) -> None:
+    account = rows.accounts.get(record["account_id"])
+    if account is None or account["account_version"] >= record["account_version"]:
+        return
+    key = (record["account_id"], record["payment_method_id"])
+    account["default_method_kind"] = rows.methods.get(key, NO_METHOD)
+    account["account_version"] = record["account_version"]
+    rows.changed_accounts.add(record["account_id"])
 
 
 def _insert_item(
-    cursor: psycopg.Cursor[Any], record: dict[str, Any], item: tuple[str, str, int, Any]
+    rows: ForecastRows, record: dict[str, Any], item: tuple[str, str, int, Any]
 ) -> None:
     item_id, kind, amount_minor, due_at = item
-    cursor.execute(
-        "INSERT INTO forecast_items (account_id, item_id, currency, kind, issued_at, amount_minor, "
-        "due_at, payment_method_kind, account_version) SELECT %s, %s, %s, %s, %s, %s, %s, "
-        "COALESCE((SELECT default_method_kind FROM forecast_accounts WHERE account_id = %s), %s), %s "
-        "ON CONFLICT DO NOTHING",
-        (
-            record["account_id"],
-            item_id,
-            record["currency"],
-            kind,
-            record["occurred_at"],
-            amount_minor,
-            due_at,
-            record["account_id"],
-            NO_METHOD,
-            record["account_version"],
-        ),
-    )
+    key = (record["account_id"], item_id)
+    if key in rows.items:
+        return
+    rows.items[key] = dict.fromkeys(ITEM_COLUMNS) | {
+        "account_id": record["account_id"],
+        "item_id": item_id,
+        "currency": record["currency"],
+        "kind": kind,
+        "issued_at": record["occurred_at"],
+        "amount_minor": amount_minor,
+        "due_at": due_at,
+        "payment_method_kind": rows.default_kind(record["account_id"]),
+        "account_version": record["account_version"],
+    }
+    rows.changed_items.add(key)
 
 
-def _invoice_issued(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _invoice_issued(rows: ForecastRows, record: dict[str, Any]) -> None:
     _insert_item(
-        cursor, record, (record["invoice_id"], "invoice", record["amount_minor"], record["due_at"])
+        rows, record, (record["invoice_id"], "invoice", record["amount_minor"], record["due_at"])
     )
 
 
-def _renegotiated(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _renegotiated(rows: ForecastRows, record: dict[str, Any]) -> None:
     for debt in record["original_debts"]:
-        _settle(cursor, record, debt["invoice_id"], "renegotiated", debt["amount_minor"])
+        _settle(rows, record, debt["invoice_id"], "renegotiated", debt["amount_minor"])
     for installment in record["schedule"]:
         item = (installment["invoice_id"], "installment", installment["amount_minor"])
-        _insert_item(cursor, record, (*item, installment["due_at"]))
+        _insert_item(rows, record, (*item, installment["due_at"]))
 
 
 def _settle(
-    cursor: psycopg.Cursor[Any], record: dict[str, Any], item_id: str, how: str, amount: int
+    rows: ForecastRows, record: dict[str, Any], item_id: str, how: str, amount: int
 ) -> None:
-    cursor.execute(
-        _SETTLEMENT_SQL,
-        (
-            record["account_id"],
-            record["account_version"],
-            item_id,
-            how,
-            record["occurred_at"],
-            amount,
-        ),
-    )
+    key = (record["account_id"], record["account_version"], item_id, how)
+    rows.settlements.setdefault(key, (record["occurred_at"], amount))  # the first one stays
 
 
-def _payment(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _payment(rows: ForecastRows, record: dict[str, Any]) -> None:
     for allocation in record["allocations"]:
-        _settle(cursor, record, allocation["invoice_id"], "cash", allocation["amount_minor"])
+        _settle(rows, record, allocation["invoice_id"], "cash", allocation["amount_minor"])
 
 
 def _by_event(how: str) -> Any:
-    def settle(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-        _settle(cursor, record, record["invoice_id"], how, record["amount_minor"])
+    def settle(rows: ForecastRows, record: dict[str, Any]) -> None:
+        _settle(rows, record, record["invoice_id"], how, record["amount_minor"])
 
     return settle
 
 
-def _charge_attempt(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
-    _update_item(cursor, record, "payment_method_kind = %s", (record["payment_method_kind"],))
+def _charge_attempt(rows: ForecastRows, record: dict[str, Any]) -> None:
+    item = rows.item(record, record["invoice_id"])
+    if item is not None:
+        item["payment_method_kind"] = record["payment_method_kind"]
 
 
-def _defaulted(cursor: psycopg.Cursor[Any], record: dict[str, Any]) -> None:
+def _defaulted(rows: ForecastRows, record: dict[str, Any]) -> None:
     for item_id in record["accelerated_invoice_ids"]:
-        assignments = "accelerated_at = %s, accelerated_due_at = %s"
-        values = (record["occurred_at"], record["due_at"])
-        _update_item(cursor, record | {"invoice_id": item_id}, assignments, values)
-
-
-def _update_item(
-    cursor: psycopg.Cursor[Any], record: dict[str, Any], assignments: str, values: tuple[Any, ...]
-) -> None:
-    cursor.execute(
-        f"UPDATE forecast_items SET {assignments}, account_version = %s "
-        "WHERE account_id = %s AND item_id = %s AND account_version < %s",
-        (
-            *values,
-            record["account_version"],
-            record["account_id"],
-            record["invoice_id"],
-            record["account_version"],
-        ),
-    )
+        item = rows.item(record, item_id)
+        if item is not None:
+            item["accelerated_at"] = record["occurred_at"]
+            item["accelerated_due_at"] = record["due_at"]
 
 
 _HANDLERS = {

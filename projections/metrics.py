@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.batch import Batched, Event, upsert
+from projections.batch import Batched, Event, keyed, select_rows, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_invoices (
@@ -208,7 +208,7 @@ def _invoices(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> Rows:
         if t == "DebtRenegotiated"
         for installment in r["schedule"]
     }
-    return _select(cursor, "metrics_invoices", INVOICE_COLUMNS, "invoice_id", keys)
+    return select_rows(cursor, "metrics_invoices", INVOICE_COLUMNS, "invoice_id", keys)
 
 
 def _renegotiations(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> Rows:
@@ -222,31 +222,7 @@ def _renegotiations(cursor: psycopg.Cursor[Any], events: Sequence[Event]) -> Row
         sql.SQL("SELECT {} FROM metrics_renegotiations WHERE account_id = ANY(%s)").format(names),
         (accounts,),
     )
-    return _keyed(cursor.fetchall(), RENEGOTIATION_COLUMNS)
-
-
-def _select(
-    cursor: psycopg.Cursor[Any], table: str, columns: dict[str, str], id_column: str, keys: set[Key]
-) -> Rows:
-    if not keys:
-        return {}
-    accounts, ids = zip(*sorted(keys), strict=True)
-    cursor.execute(
-        sql.SQL(
-            "SELECT {names} FROM {table} t JOIN unnest(%s::text[], %s::text[]) k(account, id) "
-            "ON t.account_id = k.account AND t.{id} = k.id"
-        ).format(
-            names=sql.SQL(", ").join(sql.Identifier("t", c) for c in columns),
-            table=sql.Identifier(table),
-            id=sql.Identifier(id_column),
-        ),
-        (list(accounts), list(ids)),
-    )
-    return _keyed(cursor.fetchall(), columns)
-
-
-def _keyed(fetched: list[tuple[Any, ...]], columns: dict[str, str]) -> Rows:
-    return {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in fetched}
+    return keyed(cursor.fetchall(), RENEGOTIATION_COLUMNS)
 
 
 def _new_invoice(

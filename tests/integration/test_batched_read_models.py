@@ -1,9 +1,10 @@
-"""The metrics read model applied a batch at a time leaves the rows its per-event statements left.
+"""The metrics and forecast read models applied a batch at a time leave the rows their
+per-event statements left.
 
 The history is the demo's book (60 customers over 12 months: charges failed, dunning,
-renegotiation plans defaulted and completed, feedback), stored in memory and read as rebuild
-reads it. EXPECTED is what the per-event statements (main at 84f8f61, before the batches)
-left in each table: row count and digest of the rows.
+renegotiation plans defaulted and completed, payments, feedback), stored in memory and read as
+rebuild reads it. EXPECTED is what the per-event statements left in each table (metrics: main
+at 84f8f61; forecast: main at c8688e3, before their batches): row count and digest of the rows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from demo.book import Book
-from projections.metrics import SCHEMA, Metrics
+from projections import forecast, metrics
 from runtime.history import Event, stored_events_of
 from tests.helpers import Servers
 from tests.unit.builders import in_memory_ledger
@@ -30,6 +31,10 @@ CHECKSUM = (
     "FROM {} t"
 )
 EXPECTED = {
+    "forecast_items": (379, "f672106b341fa8e2f347a3dd02d9519c"),
+    "forecast_settlements": (480, "f38da419583bdf0d53f0f3684f9dc636"),
+    "forecast_payment_methods": (65, "4237e37b2cce83857822ffceab6be19c"),
+    "forecast_accounts": (60, "03e559354fd2d851a19e7af5f6b61c35"),
     "metrics_invoices": (379, "7901dc6ce92d2871b62d40f6278157ff"),
     "metrics_renegotiations": (6, "a06be41c94ddd80c6ef0ace38f5d2963"),
     "metrics_feedback": (126, "84e34136ce294de5c1fbfd1010f7b7d8"),
@@ -47,26 +52,29 @@ def fixture_events() -> list[Event]:
 
 @pytest.fixture(name="database")
 def fixture_database(servers: Servers) -> Iterator[psycopg.Connection[Any]]:
-    """A connection whose search path is a new schema holding the metrics tables."""
+    """A connection whose search path is a new schema holding the metrics and forecast tables."""
     with psycopg.connect(servers.database_url) as connection:
-        connection.execute("CREATE SCHEMA metrics_batches")
-        connection.execute("SET search_path TO metrics_batches")
-        connection.execute(SCHEMA)
+        connection.execute("CREATE SCHEMA batched_read_models")
+        connection.execute("SET search_path TO batched_read_models")
+        connection.execute(metrics.SCHEMA)
+        connection.execute(forecast.SCHEMA)
         yield connection
         connection.rollback()
 
 
 def applied(database: psycopg.Connection[Any], events: list[Event], size: int) -> dict[str, Any]:
     """The tables' row counts and digests after `events` in batches of `size`."""
-    metrics = Metrics()
+    models = (metrics.Metrics(), forecast.Forecast())
     with database.cursor() as cursor:
         for start in range(0, len(events), size):
-            metrics.apply_batch(cursor, events[start : start + size])
+            for model in models:
+                model.apply_batch(cursor, events[start : start + size])
     return {
         table: tuple(
             database.execute(sql.SQL(CHECKSUM).format(sql.Identifier(table))).fetchone() or ()
         )
-        for table in metrics.tables
+        for model in models
+        for table in model.tables
     }
 
 
