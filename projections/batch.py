@@ -116,3 +116,16 @@ def keyed(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Rows fetched in the order of `columns`, as dicts keyed by their first two values."""
     return {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in fetched}
+
+
+def newer_row(
+    rows: dict[Any, dict[str, Any]], key: Any, record: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The row of `key` if the event is newer than it (by account version), now at the
+    event's version; None if there is no such row or the event was applied to it already
+    (as `UPDATE ... WHERE account_version < %s`)."""
+    row = rows.get(key)
+    if row is None or row["account_version"] >= record["account_version"]:
+        return None
+    row["account_version"] = record["account_version"]
+    return row

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.batch import Batched, Event, select_rows, upsert
+from projections.batch import Batched, Event, newer_row, select_rows, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS forecast_items (
@@ -179,11 +179,9 @@ class ForecastRows:
     def item(self, record: dict[str, Any], item_id: str) -> dict[str, Any] | None:
         """The item's row if the event is newer than it, now at the event's version."""
         key = (record["account_id"], item_id)
-        row = self.items.get(key)
-        if row is None or row["account_version"] >= record["account_version"]:
-            return None
-        row["account_version"] = record["account_version"]
-        self.changed_items.add(key)
+        row = newer_row(self.items, key, record)
+        if row is not None:
+            self.changed_items.add(key)
         return row
 
 
@@ -263,13 +261,11 @@ def _method_added(rows: ForecastRows, record: dict[str, Any]) -> None:
 
 
 def _default_set(rows: ForecastRows, record: dict[str, Any]) -> None:
-    account = rows.accounts.get(record["account_id"])
-    if account is None or account["account_version"] >= record["account_version"]:
-        return
-    key = (record["account_id"], record["payment_method_id"])
-    account["default_method_kind"] = rows.methods.get(key, NO_METHOD)
-    account["account_version"] = record["account_version"]
-    rows.changed_accounts.add(record["account_id"])
+    account = newer_row(rows.accounts, record["account_id"], record)
+    if account is not None:
+        key = (record["account_id"], record["payment_method_id"])
+        account["default_method_kind"] = rows.methods.get(key, NO_METHOD)
+        rows.changed_accounts.add(record["account_id"])
 
 
 def _insert_item(

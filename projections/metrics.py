@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.batch import Batched, Event, keyed, select_rows, upsert
+from projections.batch import Batched, Event, keyed, newer_row, select_rows, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metrics_invoices (
@@ -172,11 +172,9 @@ class MetricsRows:
         self, table: str, rows: Rows, key: Key, record: dict[str, Any]
     ) -> dict[str, Any] | None:
         """The row of `key` if the event is newer than it, now at the event's version."""
-        row = rows.get(key)
-        if row is None or row["account_version"] >= record["account_version"]:
-            return None
-        row["account_version"] = record["account_version"]
-        self.changed.add((table, key))
+        row = newer_row(rows, key, record)
+        if row is not None:
+            self.changed.add((table, key))
         return row
 
 
