@@ -167,11 +167,6 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def open_minor(item: Item, settlements: Iterable[Settlement], at: datetime) -> int:
-    """What the item still owed at `at` (settlements at or before `at` deducted)."""
-    return item.amount_minor - sum(s.amount_minor for s in settlements if s.settled_at <= at)
-
-
 class ItemFacts:
     """What of an item and its settlements holds at every as-of time: its open amount as it
     changed, when it was resolved, and for each due date it may have, the bands it enters."""
