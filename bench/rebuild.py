@@ -181,6 +181,7 @@ def main(argv: list[str]) -> int:
     import tempfile
 
     from bench.audit import fresh_database
+    from bench.rounds import alternating, emit
     from local import embedded
 
     parser = argparse.ArgumentParser(prog="python -m bench rebuild", description=__doc__)
@@ -201,17 +202,13 @@ def main(argv: list[str]) -> int:
         database_url = fresh_database(str(status.postgres.address))
         events = prepare(database_url, args.commands, args.accounts, args.snapshots)
         print(f"{events} events; load {os.getloadavg()}", flush=True)
-        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in checkouts}
         before = [round(x, 2) for x in os.getloadavg()]
-        for number in range(args.rounds):
-            order = list(checkouts.items())
-            for label, checkout in order if number % 2 == 0 else reversed(order):
-                profile = args.profile and Path(f"{args.profile}-{label}-{number}.txt")
-                figures = run_round(
-                    checkout, database_url, status.postgres.pid, args.snapshots, profile
-                )
-                runs[label].append(figures)
-                print(label, json.dumps(figures), flush=True)
+
+        def one_round(label: str, checkout: Path, number: int) -> dict[str, Any]:
+            profile = args.profile and Path(f"{args.profile}-{label}-{number}.txt")
+            return run_round(checkout, database_url, status.postgres.pid, args.snapshots, profile)
+
+        runs = alternating(checkouts, args.rounds, one_round)
     finally:
         embedded.down(home, started)
     result = {
@@ -221,11 +218,7 @@ def main(argv: list[str]) -> int:
         "load_average_before": before,
         **{label: summary(figures) | {"rounds": figures} for label, figures in runs.items()},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -136,13 +136,13 @@ def compare(
     server_url: str, checkouts: dict[str, Path], rounds: int, commands: int, accounts: int
 ) -> dict[str, Any]:
     """`rounds` rounds of each checkout, alternating which goes first; medians per checkout."""
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in checkouts}
-    for number in range(rounds):
-        order = list(checkouts.items())
-        for label, checkout in order if number % 2 == 0 else reversed(order):
-            figures = run_round(checkout, server_url, commands, accounts)
-            runs[label].append(figures)
-            print(label, json.dumps(figures), flush=True)
+    from bench.rounds import alternating
+
+    runs = alternating(
+        checkouts,
+        rounds,
+        lambda _, checkout, __: run_round(checkout, server_url, commands, accounts),
+    )
     return {label: summary(figures) | {"rounds": figures} for label, figures in runs.items()}
 
 
@@ -191,11 +191,9 @@ def main(argv: list[str]) -> int:
         figures["load_average_before"] = before
     finally:
         embedded.down(home, started)
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    from bench.rounds import emit
+
+    return emit(figures, args.out)
 
 
 if __name__ == "__main__":
